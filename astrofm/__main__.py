@@ -1,0 +1,5 @@
+import sys
+
+from astrofm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,324 @@
+"""Data-side modality plugins: how each modality is read from MMU columns into samples.
+
+A *sample* is one object as a dict::
+
+    {"object_id": "39627...", "ra": 150.1, "dec": 2.2,
+     "image": {...}, "spectrum": {...}, "lightcurve": {...}, "tabular": {...},
+     "targets": {"Z": 0.31}}
+
+Each modality key is present only if the object has that modality. The field
+names inside a modality follow the MMU Hugging Face feature schema, and keep
+MMU's mask polarities (image ``mask`` True = good pixel, spectrum ``mask``
+True = bad pixel):
+
+- image: ``flux`` (B, H, W) float32 [nanomaggies], ``ivar``, ``mask``,
+  ``band`` (list of names), ``psf_fwhm`` (B,) [arcsec], ``scale`` (B,) [arcsec/px];
+- spectrum: ``flux`` (L,) [1e-17 erg/s/cm²/Å], ``ivar``, ``lambda`` (L,) [Å],
+  ``mask`` (L,) bool, ``lsf_sigma`` (L,) [px];
+- lightcurve: ``time`` (L,) [MJD], ``flux``, ``flux_err``, ``band`` (L,) int
+  index into ``band_names``; padding dropped, points sorted by band then time;
+- tabular: ``values`` (F,) float32 with NaN for missing, names on the plugin.
+
+A plugin converts between a block of MMU columns and per-object samples, and
+between samples and Hugging Face examples. Adding a modality means adding a
+plugin here and registering it; nothing else in the data layer changes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from astrofm.data.schema import IMAGE_SCHEMA, LIGHTCURVE_SCHEMA, SCHEMAS, SPECTRUM_SCHEMA, ModalitySchema
+from astrofm.errors import DataFormatError
+
+Sample = dict[str, Any]
+
+
+def _decode(values: np.ndarray) -> list[str]:
+    return [v.decode("utf-8").strip("\x00") if isinstance(v, bytes | np.bytes_) else str(v) for v in values]
+
+
+class DataModality(ABC):
+    """How one modality maps MMU columns to sample fields and back."""
+
+    name: ClassVar[str]
+    schema: ClassVar[ModalitySchema | None] = None
+    #: Sample field whose axis 0 is the variable-length sequence axis (None: fixed size).
+    sequence_field: ClassVar[str | None] = None
+
+    def columns(self, available: Sequence[str]) -> list[str]:
+        """The MMU columns this modality reads, among ``available``."""
+        assert self.schema is not None
+        return [f.name for f in self.schema.fields if f.name in available]
+
+    @abstractmethod
+    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
+        """Per-object modality dicts from a block of ``n`` rows of MMU columns."""
+
+    @abstractmethod
+    def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """MMU columns (stacked, padded) from per-object modality dicts."""
+
+    @abstractmethod
+    def hf_feature(self, dims: Mapping[str, int]) -> Any:
+        """The ``datasets`` feature of this modality for the given symbolic dims."""
+
+    @abstractmethod
+    def to_hf(self, item: Mapping[str, Any]) -> Any:
+        """A Hugging Face example value from one modality dict."""
+
+    @abstractmethod
+    def from_hf(self, value: Any) -> dict[str, Any]:
+        """One modality dict from a Hugging Face example value."""
+
+
+class ImageModality(DataModality):
+    name = "image"
+    schema = IMAGE_SCHEMA
+
+    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
+        flux = block["image_array"]
+        n_bands = flux.shape[1]
+        ivar = block.get("image_ivar")
+        mask = block.get("image_mask")
+        if mask is not None and mask.ndim == 3:  # Legacy Survey: one mask for all bands
+            mask = np.broadcast_to(mask[:, None], flux.shape)
+        bands = block.get("image_band")
+        psf = block.get("image_psf_fwhm")
+        scale = block.get("image_scale")
+        out = []
+        for i in range(n):
+            out.append({
+                "flux": flux[i],
+                "ivar": ivar[i] if ivar is not None else np.ones_like(flux[i]),
+                "mask": np.ascontiguousarray(mask[i]) if mask is not None else np.ones(flux[i].shape, bool),
+                "band": _decode(bands[i]) if bands is not None else [f"band{b}" for b in range(n_bands)],
+                "psf_fwhm": psf[i] if psf is not None else np.full(n_bands, np.nan, np.float32),
+                "scale": scale[i] if scale is not None else np.full(n_bands, np.nan, np.float32),
+            })
+        return out
+
+    def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        masks = np.stack([np.asarray(it["mask"], bool) for it in items])
+        shared = bool(masks.shape[1] > 1 and (masks == masks[:, :1]).all())
+        return {
+            "image_array": np.stack([it["flux"] for it in items]).astype(np.float32),
+            "image_ivar": np.stack([it["ivar"] for it in items]).astype(np.float32),
+            "image_mask": masks[:, 0] if shared else masks,
+            "image_band": np.array([[b.encode() for b in it["band"]] for it in items], dtype="S5"),
+            "image_psf_fwhm": np.stack([it["psf_fwhm"] for it in items]).astype(np.float32),
+            "image_scale": np.stack([it["scale"] for it in items]).astype(np.float32),
+        }
+
+    def hf_feature(self, dims: Mapping[str, int]) -> Any:
+        from datasets import Array2D, Sequence, Value
+
+        shape = (dims["H"], dims["W"])
+        return Sequence({
+            "band": Value("string"),
+            "flux": Array2D(shape=shape, dtype="float32"),
+            "ivar": Array2D(shape=shape, dtype="float32"),
+            "mask": Array2D(shape=shape, dtype="bool"),
+            "psf_fwhm": Value("float32"),
+            "scale": Value("float32"),
+        })
+
+    def to_hf(self, item: Mapping[str, Any]) -> Any:
+        return [
+            {"band": item["band"][b], "flux": item["flux"][b], "ivar": item["ivar"][b], "mask": item["mask"][b],
+             "psf_fwhm": float(item["psf_fwhm"][b]), "scale": float(item["scale"][b])}
+            for b in range(len(item["band"]))
+        ]
+
+    def from_hf(self, value: Any) -> dict[str, Any]:
+        value = _columns_of(value)
+        return {
+            "flux": np.asarray(value["flux"], dtype=np.float32),
+            "ivar": np.asarray(value["ivar"], dtype=np.float32),
+            "mask": np.asarray(value["mask"], dtype=bool),
+            "band": [str(b) for b in value["band"]],
+            "psf_fwhm": np.asarray(value["psf_fwhm"], dtype=np.float32),
+            "scale": np.asarray(value["scale"], dtype=np.float32),
+        }
+
+
+class SpectrumModality(DataModality):
+    name = "spectrum"
+    schema = SPECTRUM_SCHEMA
+    sequence_field = "flux"
+    _fields = ("flux", "ivar", "lambda", "mask", "lsf_sigma")
+
+    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
+        flux = block["spectrum_flux"]
+        cols = {f: block.get(f"spectrum_{f}") for f in self._fields}
+        out = []
+        for i in range(n):
+            item = {
+                "flux": flux[i],
+                "ivar": cols["ivar"][i] if cols["ivar"] is not None else np.ones_like(flux[i]),
+                "lambda": cols["lambda"][i],
+                "mask": cols["mask"][i] if cols["mask"] is not None else np.zeros(flux[i].shape, bool),
+                "lsf_sigma": cols["lsf_sigma"][i] if cols["lsf_sigma"] is not None
+                else np.zeros_like(flux[i]),
+            }
+            out.append(item)
+        return out
+
+    def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        length = max(len(it["flux"]) for it in items)
+        pad_values = {"flux": "edge", "ivar": 0.0, "lambda": -1.0, "mask": True, "lsf_sigma": 0.0}
+        columns = {}
+        for f in self._fields:
+            dtype = bool if f == "mask" else np.float32
+            columns[f"spectrum_{f}"] = np.stack([
+                _pad1d(np.asarray(it[f], dtype=dtype), length, pad_values[f]) for it in items
+            ])
+        return columns
+
+    def hf_feature(self, dims: Mapping[str, int]) -> Any:
+        from datasets import Sequence, Value
+
+        return Sequence({"flux": Value("float32"), "ivar": Value("float32"), "lsf_sigma": Value("float32"),
+                         "lambda": Value("float32"), "mask": Value("bool")})
+
+    def to_hf(self, item: Mapping[str, Any]) -> Any:
+        return {f: np.asarray(item[f]) for f in ("flux", "ivar", "lsf_sigma", "lambda", "mask")}
+
+    def from_hf(self, value: Any) -> dict[str, Any]:
+        value = _columns_of(value)
+        return {f: np.asarray(value[f], dtype=bool if f == "mask" else np.float32) for f in self._fields}
+
+
+class LightCurveModality(DataModality):
+    name = "lightcurve"
+    schema = LIGHTCURVE_SCHEMA
+    sequence_field = "time"
+
+    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
+        curves = block["lightcurve"]  # (n, B, 3, L)
+        bands = block.get("lightcurve_band")
+        n_bands = curves.shape[1]
+        out = []
+        for i in range(n):
+            names = _decode(bands[i]) if bands is not None else [f"band{b}" for b in range(n_bands)]
+            real = curves[i, :, 2, :] > 0  # flux_err = 0 marks padding
+            band_index, point = np.nonzero(real)
+            out.append({
+                "time": curves[i, band_index, 0, point],
+                "flux": curves[i, band_index, 1, point],
+                "flux_err": curves[i, band_index, 2, point],
+                "band": band_index.astype(np.int64),
+                "band_names": names,
+            })
+        return out
+
+    def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        names = list(items[0]["band_names"])
+        for it in items:
+            if list(it["band_names"]) != names:
+                raise DataFormatError(None, "light curves in one shard must share their band list",
+                                      field="lightcurve_band", expected=names, found=list(it["band_names"]))
+        per_band = [[np.flatnonzero(np.asarray(it["band"]) == b) for b in range(len(names))] for it in items]
+        length = max(1, max(len(idx) for bands in per_band for idx in bands))
+        curves = np.zeros((len(items), len(names), 3, length), np.float64)
+        for i, (it, bands) in enumerate(zip(items, per_band)):
+            for b, idx in enumerate(bands):
+                order = idx[np.argsort(np.asarray(it["time"])[idx], kind="stable")]
+                for k, key in enumerate(("time", "flux", "flux_err")):
+                    curves[i, b, k, : len(order)] = np.asarray(it[key], np.float64)[order]
+        band_col = np.array([[b.encode() for b in names]] * len(items), dtype=f"S{max(map(len, names))}")
+        return {"lightcurve": curves, "lightcurve_band": band_col}
+
+    def hf_feature(self, dims: Mapping[str, int]) -> Any:
+        from datasets import Sequence, Value
+
+        return Sequence({"band": Value("string"), "time": Value("float64"), "flux": Value("float64"),
+                         "flux_err": Value("float64")})
+
+    def to_hf(self, item: Mapping[str, Any]) -> Any:
+        names = item["band_names"]
+        return {"band": [names[b] for b in item["band"]], "time": np.asarray(item["time"], np.float64),
+                "flux": np.asarray(item["flux"], np.float64), "flux_err": np.asarray(item["flux_err"], np.float64)}
+
+    def from_hf(self, value: Any) -> dict[str, Any]:
+        value = _columns_of(value)
+        band_str = [str(b) for b in value["band"]]
+        names = list(dict.fromkeys(band_str))
+        lookup = {b: i for i, b in enumerate(names)}
+        return {"time": np.asarray(value["time"], np.float64), "flux": np.asarray(value["flux"], np.float64),
+                "flux_err": np.asarray(value["flux_err"], np.float64),
+                "band": np.array([lookup[b] for b in band_str], np.int64), "band_names": names}
+
+
+class TabularModality(DataModality):
+    """Scalar catalog columns as one feature vector; NaN/inf become missing (NaN)."""
+
+    name = "tabular"
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        if not columns:
+            raise DataFormatError(None, "a tabular modality needs at least one column", field="tabular",
+                                  expected="column names", found="none")
+        self.column_names = tuple(columns)
+
+    def columns(self, available: Sequence[str]) -> list[str]:
+        missing = [c for c in self.column_names if c not in available]
+        if missing:
+            raise DataFormatError(None, "tabular columns not in dataset", field=missing[0],
+                                  expected="catalog columns", found=f"available {sorted(available)[:20]}")
+        return list(self.column_names)
+
+    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
+        values = np.stack([np.asarray(block[c], dtype=np.float64) for c in self.column_names], axis=1)
+        values[~np.isfinite(values)] = np.nan
+        values = values.astype(np.float32)
+        return [{"values": values[i]} for i in range(n)]
+
+    def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        values = np.stack([it["values"] for it in items]).astype(np.float32)
+        return {c: values[:, j] for j, c in enumerate(self.column_names)}
+
+    def hf_feature(self, dims: Mapping[str, int]) -> Any:
+        raise NotImplementedError("tabular columns are top-level scalar features")
+
+    def to_hf(self, item: Mapping[str, Any]) -> Any:
+        raise NotImplementedError("tabular columns are top-level scalar features")
+
+    def from_hf(self, value: Any) -> dict[str, Any]:
+        values = np.array([np.nan if value.get(c) is None else value[c] for c in self.column_names], np.float64)
+        values[~np.isfinite(values)] = np.nan
+        return {"values": values.astype(np.float32)}
+
+
+def _pad1d(values: np.ndarray, length: int, pad: object) -> np.ndarray:
+    if len(values) == length:
+        return values
+    if pad == "edge":
+        return np.pad(values, (0, length - len(values)), mode="edge")
+    return np.pad(values, (0, length - len(values)), constant_values=pad)
+
+
+def _columns_of(value: Any) -> Mapping[str, Any]:
+    """HF decodes a Sequence of dicts as a dict of lists; accept a list of dicts too."""
+    if isinstance(value, Mapping):
+        return value
+    keys = value[0].keys() if value else ()
+    return {k: [v[k] for v in value] for k in keys}
+
+
+#: The built-in array modalities, by name. Tabular modalities are made per dataset.
+ARRAY_MODALITIES: dict[str, DataModality] = {
+    m.name: m for m in (ImageModality(), SpectrumModality(), LightCurveModality())
+}
+
+
+def register_modality(plugin: DataModality) -> None:
+    """Register a new array modality (e.g. IFU cubes) for every dataset reader and writer."""
+    if plugin.schema is None:
+        raise TypeError("an array modality needs a schema")
+    ARRAY_MODALITIES[plugin.name] = plugin
+    SCHEMAS[plugin.name] = plugin.schema

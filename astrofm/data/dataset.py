@@ -19,15 +19,18 @@ from astrofm.errors import DataFormatError
 
 @dataclass(frozen=True)
 class BlockRef:
-    """A contiguous block of rows of one file of a source (the unit of streaming work)."""
+    """A contiguous block of rows of one file of a source (the unit of streaming work).
+
+    ``stop`` is None when the length is unknown until read (hub streams).
+    """
 
     file: int
     start: int
-    stop: int
+    stop: int | None
 
     @property
-    def length(self) -> int:
-        return self.stop - self.start
+    def length(self) -> int | None:
+        return None if self.stop is None else self.stop - self.start
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,14 @@ class MMUDataset:
         shard = self.shards[ref.file]
         return self._samples(shard, shard.read(self._columns_for(shard), ref.start, ref.stop))
 
+    def iter_block(self, ref: BlockRef, start: int = 0) -> Iterator[Sample]:
+        """Samples of rows ``start``.. of a block (relative to the block)."""
+        yield from self.read_block(BlockRef(ref.file, ref.start + start, ref.stop))
+
+    def read_block_rows(self, ref: BlockRef, rows: Sequence[int]) -> list[Sample]:
+        """Samples of the given rows of a block (relative to the block), in that order."""
+        return self.read_rows(ref.file, ref.start + np.asarray(rows, dtype=np.int64))
+
     def read_rows(self, file: int, rows: np.ndarray) -> list[Sample]:
         """Samples of the given rows of one shard, in the order of ``rows``."""
         shard = self.shards[file]
@@ -255,7 +266,8 @@ def write_dataset(
     paths = []
     for pixel in np.unique(pixels):
         rows = np.flatnonzero(pixels == pixel)
-        columns: dict[str, Any] = {OBJECT_ID: _id_column(ids[rows]), RA: ra[rows], DEC: dec[rows], HEALPIX: pixels[rows]}
+        columns: dict[str, Any] = {OBJECT_ID: _id_column(ids[rows]), RA: ra[rows], DEC: dec[rows],
+                                   HEALPIX: pixels[rows]}
         for name in names:
             columns.update(ARRAY_MODALITIES[name].to_columns([samples[i][name] for i in rows]))
         if tabular_columns:

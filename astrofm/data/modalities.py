@@ -128,11 +128,8 @@ class ImageModality(DataModality):
         })
 
     def to_hf(self, item: Mapping[str, Any]) -> Any:
-        return [
-            {"band": item["band"][b], "flux": item["flux"][b], "ivar": item["ivar"][b], "mask": item["mask"][b],
-             "psf_fwhm": float(item["psf_fwhm"][b]), "scale": float(item["scale"][b])}
-            for b in range(len(item["band"]))
-        ]
+        return {"band": list(item["band"]), **{k: np.asarray(item[k]) for k in ("flux", "ivar", "mask", "psf_fwhm",
+                                                                                  "scale")}}
 
     def from_hf(self, value: Any) -> dict[str, Any]:
         value = _columns_of(value)
@@ -303,7 +300,7 @@ def _pad1d(values: np.ndarray, length: int, pad: object) -> np.ndarray:
 
 
 def _columns_of(value: Any) -> Mapping[str, Any]:
-    """HF decodes a Sequence of dicts as a dict of lists; accept a list of dicts too."""
+    """HF stores a Sequence of dicts as a dict of lists; accept a list of dicts too."""
     if isinstance(value, Mapping):
         return value
     keys = value[0].keys() if value else ()

@@ -87,6 +87,10 @@ class ModalitySchema:
         """The column whose presence marks this modality in a shard (its first field)."""
         return self.fields[0].name
 
+    def present_in(self, columns: Mapping[str, object]) -> bool:
+        """True if any column of this modality is in ``columns`` (then all required ones must be)."""
+        return any(f.name in columns for f in self.fields)
+
     @property
     def required(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.required)
@@ -123,28 +127,34 @@ class ModalitySchema:
         return dims
 
     def check_values(self, file: object, name: str, values: np.ndarray, object_ids: np.ndarray) -> None:
-        """Reject NaN/inf and values below the field's minimum, naming the first bad object."""
+        """Reject NaN/inf and values below the field's minimum, naming the first bad object.
+
+        Finiteness is screened with one row-sum pass (NaN and inf propagate);
+        only rows whose sum is not finite are inspected element by element.
+        """
         spec = self._by_name.get(name)
-        if spec is None or values.dtype.kind not in "fc":
+        if spec is None or values.dtype.kind not in "fc" or values.size == 0:
             return
         flat = values.reshape(len(values), -1)
         if spec.finite:
-            bad = ~np.isfinite(flat).all(axis=1)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise DataFormatError(
-                    file, "non-finite values", object_id=object_id_str(object_ids[i]), field=name,
-                    expected="finite numbers", found=f"{int((~np.isfinite(flat[i])).sum())} NaN/inf entries",
-                )
+            with np.errstate(over="ignore", invalid="ignore"):
+                suspicious = np.flatnonzero(~np.isfinite(np.add.reduce(flat, axis=1)))
+            for i in suspicious:
+                bad = ~np.isfinite(flat[i])
+                if bad.any():
+                    raise DataFormatError(
+                        file, "non-finite values", object_id=object_id_str(object_ids[i]), field=name,
+                        expected="finite numbers", found=f"{int(bad.sum())} NaN/inf entries",
+                    )
         if spec.minimum is not None:
             with np.errstate(invalid="ignore"):
-                low = (flat < spec.minimum).any(axis=1)
-            if low.any():
-                i = int(np.flatnonzero(low)[0])
-                raise DataFormatError(
-                    file, "value below the allowed minimum", object_id=object_id_str(object_ids[i]), field=name,
-                    expected=f">= {spec.minimum}", found=float(np.nanmin(flat[i])),
-                )
+                low = np.flatnonzero(~(flat.min(axis=1) >= spec.minimum))
+            for i in low:
+                if (flat[i] < spec.minimum).any() or np.isnan(flat[i]).any():
+                    raise DataFormatError(
+                        file, "value below the allowed minimum", object_id=object_id_str(object_ids[i]), field=name,
+                        expected=f">= {spec.minimum}", found=float(np.nanmin(flat[i])),
+                    )
 
 
 def _bind_dims(
@@ -161,7 +171,7 @@ def _bind_dims(
         for name, size in zip(dims, shape):
             if name.isdigit():
                 ok &= int(name) == size
-            elif name in bound and bound[name] != size or name in new and new[name] != size:
+            elif (name in bound and bound[name] != size) or (name in new and new[name] != size):
                 ok = False
             else:
                 new[name] = size

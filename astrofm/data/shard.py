@@ -80,7 +80,7 @@ def write_shard(
     _validate_standard(path, layout, n, lambda name: arrays[name])
     object_ids = arrays[OBJECT_ID]
     for schema in SCHEMAS.values():
-        if schema.marker in arrays:
+        if schema.present_in(arrays):
             schema.validate_layout(path, layout, n)
             for field_spec in schema.fields:
                 if field_spec.name in arrays:
@@ -163,7 +163,7 @@ class Shard:
             _validate_standard(self.path, layout, self.n_objects, self._read_standard)
             self.modalities: dict[str, dict[str, int]] = {}
             for modality, schema in SCHEMAS.items():
-                if schema.marker in self.columns:
+                if schema.present_in(self.columns):
                     self.modalities[modality] = schema.validate_layout(self.path, layout, self.n_objects)
             for column in self.columns.values():
                 if column.shape[:1] != (self.n_objects,):

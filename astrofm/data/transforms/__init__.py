@@ -1,0 +1,34 @@
+"""Per-modality transforms; statistics are fitted on the train split only and saved as JSON."""
+
+from astrofm.data.transforms.base import TRANSFORMS, Compose, SampleTransform, Transform
+from astrofm.data.transforms.image import (
+    ArcsinhScale,
+    CenterCrop,
+    PercentileScale,
+    RandomFlipRot90,
+    Resize,
+    SelectBands,
+)
+from astrofm.data.transforms.lightcurve import LengthCap, PerBandNormalize, TimeZeroPoint
+from astrofm.data.transforms.spectrum import IvarNormalize, MaskBadPixels, Resample
+from astrofm.data.transforms.tabular import Standardize
+
+__all__ = [
+    "TRANSFORMS",
+    "ArcsinhScale",
+    "CenterCrop",
+    "Compose",
+    "IvarNormalize",
+    "LengthCap",
+    "MaskBadPixels",
+    "PerBandNormalize",
+    "PercentileScale",
+    "RandomFlipRot90",
+    "Resample",
+    "Resize",
+    "SampleTransform",
+    "SelectBands",
+    "Standardize",
+    "TimeZeroPoint",
+    "Transform",
+]

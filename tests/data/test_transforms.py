@@ -1,0 +1,137 @@
+"""Transforms: behaviour, statistics fitted on train only, JSON round trip, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astrofm.data.transforms import (
+    ArcsinhScale,
+    CenterCrop,
+    Compose,
+    IvarNormalize,
+    LengthCap,
+    MaskBadPixels,
+    PerBandNormalize,
+    PercentileScale,
+    RandomFlipRot90,
+    Resample,
+    Resize,
+    SampleTransform,
+    SelectBands,
+    Standardize,
+    TimeZeroPoint,
+)
+from astrofm.errors import ConfigError
+from tests.helpers.synthetic import image_item, lightcurve_item, spectrum_item
+
+
+def test_image_band_selection_crop_resize_and_flips():
+    rng = np.random.default_rng(0)
+    item = image_item(rng, size=16)
+    picked = SelectBands(["z", "des-g"])(item)
+    assert picked["band"] == ["des-z", "des-g"]
+    np.testing.assert_array_equal(picked["flux"][0], item["flux"][3])
+    crop = CenterCrop(8)(item)
+    np.testing.assert_array_equal(crop["flux"], item["flux"][:, 4:12, 4:12])
+    assert crop["mask"].shape == (4, 8, 8)
+    small = Resize(4)(item)
+    np.testing.assert_allclose(small["flux"][0, 0, 0], item["flux"][0, :4, :4].mean(), rtol=1e-5)
+    flipped = RandomFlipRot90()(item, np.random.default_rng(1))
+    assert sorted(flipped["flux"].ravel().tolist()) == sorted(item["flux"].ravel().tolist())
+    assert RandomFlipRot90()(item, None) is item
+    with pytest.raises(ConfigError):
+        SelectBands(["y"])(item)
+
+
+def test_scalers_fit_on_train_and_round_trip():
+    rng = np.random.default_rng(1)
+    train = [image_item(rng) for _ in range(20)]
+    scale = ArcsinhScale().fit(train)
+    expected = np.median(1 / np.sqrt(np.stack([t["ivar"] for t in train])), axis=(0, 2, 3))
+    np.testing.assert_allclose(scale.softening, expected, rtol=0.05)
+    out = scale(train[0])["flux"]
+    np.testing.assert_allclose(out, np.arcsinh(train[0]["flux"] / np.asarray(scale.softening)[:, None, None]),
+                               rtol=1e-5)
+    pct = PercentileScale().fit(train)
+    scaled = np.stack([pct(t)["flux"] for t in train])
+    assert abs(np.percentile(scaled[:, 0], 99.5) - 1) < 1e-3
+    config = SampleTransform({"image": [scale, pct]}).to_dict()
+    again = SampleTransform.from_dict(config)
+    np.testing.assert_array_equal(again({"image": train[3]})["image"]["flux"],
+                                  pct(scale(train[3]))["flux"])
+    with pytest.raises(ConfigError, match="not fitted"):
+        ArcsinhScale()(train[0])
+
+
+def test_resample_is_ivar_weighted_and_masks_empty_bins():
+    wave = np.arange(3600, 5000, 0.8)
+    flux = 2 + np.sin(wave / 50)
+    item = {"flux": flux.astype(np.float32), "ivar": np.ones_like(flux, np.float32),
+            "lambda": wave.astype(np.float32), "mask": (wave > 4000) & (wave < 4100)}
+    out = Resample(3700, 4900, 2.0)(item)
+    assert len(out["flux"]) == 601
+    good = ~out["mask"]
+    np.testing.assert_allclose(out["flux"][good], 2 + np.sin(out["lambda"][good] / 50), atol=1e-2)
+    assert out["mask"][(out["lambda"] > 4002) & (out["lambda"] < 4098)].all()
+    np.testing.assert_allclose(out["ivar"][good & (out["lambda"] > 4200)], 2.5, rtol=1e-3)
+    # a log-linear (SDSS-like) grid with -1 padding resamples just as well
+    loglam = 10 ** (3.56 + 1e-4 * np.arange(2000))
+    sdss = {"flux": np.full(2100, 3.0, np.float32), "ivar": np.ones(2100, np.float32),
+            "lambda": np.concatenate([loglam, -np.ones(100)]).astype(np.float32)}
+    out = Resample(3700, 5000, 1.0)(sdss)
+    np.testing.assert_allclose(out["flux"][~out["mask"]], 3.0, rtol=1e-5)
+
+
+def test_spectrum_masking_and_normalization():
+    rng = np.random.default_rng(2)
+    item = spectrum_item(rng)
+    item["flux"][3] = np.nan
+    item["ivar"][5] = 0
+    masked = MaskBadPixels()(item)
+    assert masked["mask"][3] and masked["mask"][5] and masked["flux"][3] == 0
+    item["flux"] = np.abs(item["flux"]) * 7
+    norm = IvarNormalize()(MaskBadPixels()(item))
+    scale = 10 ** float(norm["log_norm"])
+    np.testing.assert_allclose(norm["flux"] * scale, MaskBadPixels()(item)["flux"], rtol=1e-5)
+    np.testing.assert_allclose(norm["ivar"] / scale**2, MaskBadPixels()(item)["ivar"], rtol=1e-4)
+
+
+def test_lightcurve_transforms():
+    rng = np.random.default_rng(3)
+    item = lightcurve_item(rng, n_points=300)
+    shifted = TimeZeroPoint()(item)
+    assert shifted["time"].min() == 0 and shifted["t0"] == item["time"].min()
+    norm = PerBandNormalize()(item)
+    for b in range(2):
+        sel = item["band"] == b
+        assert abs(np.median(norm["flux"][sel])) < 1e-6
+    capped = LengthCap(50)(item)
+    assert len(capped["time"]) == 50
+    np.testing.assert_array_equal(LengthCap(50)(item)["time"], capped["time"])  # deterministic in eval
+    random_cap = LengthCap(50)(item, np.random.default_rng(0))
+    assert len(random_cap["time"]) == 50 and not np.array_equal(random_cap["time"], capped["time"])
+
+
+def test_standardize_fits_on_train_only_and_masks_missing():
+    train = [{"values": np.array([1.0, np.nan, 10.0])}, {"values": np.array([3.0, 5.0, 10.0])}]
+    test = {"values": np.array([100.0, np.nan, 10.0])}
+    std = Standardize().fit(train)
+    assert std.mean == [2.0, 5.0, 10.0]
+    out = std(test)
+    assert out["values"][0] == pytest.approx(98.0)
+    assert out["observed"].tolist() == [True, False, True]
+    assert out["values"][1] == 0
+
+
+def test_sample_transform_fit_uses_only_given_samples_and_saves(tmp_path):
+    rng = np.random.default_rng(4)
+    train = [{"object_id": str(i), "spectrum": spectrum_item(rng)} for i in range(5)]
+    pipeline = SampleTransform({"spectrum": Compose([MaskBadPixels(), Resample(3700, 9000, 5.0), IvarNormalize()]),
+                                "tabular": [Standardize()]})
+    pipeline.fit(train)
+    path = pipeline.save(tmp_path / "transforms.json")
+    loaded = SampleTransform.load(path)
+    out_a = pipeline(train[0])
+    out_b = loaded(train[0])
+    np.testing.assert_array_equal(out_a["spectrum"]["flux"], out_b["spectrum"]["flux"])

@@ -1,0 +1,1 @@
+"""Pretrained weights: the model registry, cached and checksummed downloads, converters."""

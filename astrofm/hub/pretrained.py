@@ -1,0 +1,162 @@
+"""Save and load pretrained models: ``config.json`` + ``model.safetensors`` + a model card. No pickle.
+
+A saved folder holds:
+
+- ``config.json``: ``{"format_version", "astrofm_version", "model": <AstroFMConfig>, "card": {...}}``;
+  the model config carries the architecture, the modalities and the fitted
+  preprocessing statistics;
+- ``model.safetensors``: every tensor of the state dict;
+- ``README.md``: the model card (training data, objective, metrics, license);
+- ``manifest.json``: the SHA-256 of each file, checked when the folder is loaded.
+
+The folder is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from astrofm._version import __version__
+from astrofm.errors import ConfigError, DataFormatError
+from astrofm.hub.cache import sha256_of
+from astrofm.hub.resolve import MANIFEST, resolve_pretrained
+
+if TYPE_CHECKING:
+    from astrofm.model import AstroFM
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CARD = "README.md"
+
+
+@dataclass
+class ModelCard:
+    """What a person needs to know before using a model."""
+
+    name: str = "astrofm-model"
+    description: str = ""
+    training_data: str = ""
+    objective: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    license: str = "MIT"
+    command: str = ""
+
+    def to_markdown(self, model: AstroFM) -> str:
+        lines = [
+            "---", f"license: {self.license.lower()}", "library_name: astrofm", "tags: [astronomy, astrofm]", "---",
+            "", f"# {self.name}", "", self.description or "An astrofm multimodal embedding model.", "",
+            "## Model", "",
+            f"- modalities: {', '.join(model.modalities)}",
+            f"- shared embedding dimension: {model.embed_dim}",
+            f"- parameters: {model.num_parameters():,}",
+            f"- astrofm version: {__version__}", "",
+            "## Training", "", f"- data: {self.training_data or 'not recorded'}",
+            f"- objective: {self.objective or 'not recorded'}",
+        ]
+        if self.command:
+            lines.append(f"- reproduce with: `{self.command}`")
+        lines += ["", "## Metrics", ""]
+        lines += [f"| {k} | {v:.4g} |" for k, v in self.metrics.items()] if self.metrics else ["not recorded"]
+        if self.metrics:
+            lines.insert(len(lines) - len(self.metrics), "| metric | value |")
+            lines.insert(len(lines) - len(self.metrics), "|---|---|")
+        lines += ["", "## Use", "", "```python", "from astrofm import AstroFM",
+                  f'model = AstroFM.from_pretrained("{self.name}")', "vectors = model.embed(samples)", "```",
+                  "", "## License", "", self.license, ""]
+        return "\n".join(lines)
+
+
+def save_pretrained(model: AstroFM, folder: str | Path, *, card: ModelCard | None = None) -> Path:
+    """Write ``model`` to ``folder`` (replaced atomically if it exists)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    card = card or ModelCard(name=folder.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "astrofm_version": __version__})
+        config = {"format_version": FORMAT_VERSION, "astrofm_version": __version__,
+                  "model": model.config.to_dict(), "card": asdict(card)}
+        (tmp / CONFIG).write_text(json.dumps(config, indent=1))
+        (tmp / CARD).write_text(card.to_markdown(model))
+        files = {name: sha256_of(tmp / name) for name in (CONFIG, WEIGHTS, CARD)}
+        (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+        if folder.exists():
+            backup = folder.with_name(f".{folder.name}.old")
+            os.replace(folder, backup)
+            os.replace(tmp, folder)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_config(folder: Path) -> Mapping[str, Any]:
+    """The parsed ``config.json`` of a saved model, with version checks."""
+    path = folder / CONFIG
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise DataFormatError(path, "not an astrofm model folder: no config.json") from error
+    except json.JSONDecodeError as error:
+        raise DataFormatError(path, "config.json is not valid JSON", found=str(error)) from error
+    version = config.get("format_version")
+    if not isinstance(version, int) or "model" not in config:
+        raise DataFormatError(path, "not an astrofm model config", field="format_version",
+                              expected=f"an integer <= {FORMAT_VERSION} and a 'model' entry", found=version)
+    if version > FORMAT_VERSION:
+        raise DataFormatError(path, f"saved by astrofm {config.get('astrofm_version')} in a newer format; "
+                                    "upgrade astrofm (pip install -U astrofm-mmu)", field="format_version",
+                              expected=f"<= {FORMAT_VERSION}", found=version)
+    return config
+
+
+def load_pretrained(source: str | Path, *, revision: str | None = None, device: str | torch.device = "cpu",
+                    dtype: torch.dtype | None = None) -> AstroFM:
+    """Load a model from a folder, registry name, URL or hub id; in eval mode on ``device``/``dtype``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from astrofm.model import AstroFM
+
+    folder = resolve_pretrained(source, revision=revision)
+    config = read_config(folder)
+    model = AstroFM.from_config(config["model"])
+    try:
+        state = load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise DataFormatError(folder / WEIGHTS, "unreadable safetensors file", found=str(error)) from error
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise DataFormatError(folder / WEIGHTS, "weights do not match the architecture in config.json",
+                              expected=f"missing {missing[:5]}", found=f"unexpected {unexpected[:5]}")
+    model.load_state_dict(state)
+    model.eval()
+    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device=device)
+
+
+def card_of(folder: str | Path) -> ModelCard:
+    """The model card stored in a saved model's config."""
+    config = read_config(Path(folder))
+    try:
+        return ModelCard(**config.get("card", {}))
+    except TypeError as error:
+        raise ConfigError(f"{folder}: malformed model card: {error}") from error

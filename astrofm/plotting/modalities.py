@@ -3,7 +3,6 @@
 Every function draws into a given matplotlib ``Axes`` (or makes one) and
 returns it, so figures compose: ``plot_sample`` puts all of an object's
 modalities side by side, and ``thumbnail_grid`` lays out many objects.
-Matplotlib uses the non-interactive Agg backend unless one is already chosen.
 """
 
 from __future__ import annotations
@@ -20,11 +19,8 @@ from astrofm.utils.atomic import atomic_path
 _RGB_PREFERENCE = (("z", "r", "g"), ("i", "r", "g"), ("r", "g", "g"))
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in {"agg", "module://matplotlib_inline.backend_inline"}:
-        matplotlib.use("Agg")
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, imported on first use (headless machines get matplotlib's Agg fallback)."""
     import matplotlib.pyplot as plt
 
     return plt
@@ -62,7 +58,7 @@ def image_to_rgb(flux: np.ndarray, bands: Sequence[str] | None = None, *, stretc
 
 def plot_image(item: Mapping[str, Any], ax: Any = None, *, title: str | None = None) -> Any:
     """Draw an image modality dict (``flux`` (B,H,W), ``band``) as an RGB composite."""
-    plt = _pyplot()
+    plt = pyplot()
     ax = ax or plt.subplots(figsize=(3, 3))[1]
     ax.imshow(image_to_rgb(item["flux"], item.get("band")), origin="lower", interpolation="nearest")
     ax.set_xticks([])
@@ -78,7 +74,7 @@ def plot_spectrum(item: Mapping[str, Any], ax: Any = None, *, title: str | None 
 
     ``smooth`` is the width in pixels of a boxcar that makes noisy spectra readable.
     """
-    plt = _pyplot()
+    plt = pyplot()
     ax = ax or plt.subplots(figsize=(6, 2.5))[1]
     wavelength = np.asarray(item["lambda"], dtype=np.float64)
     flux = np.asarray(item["flux"], dtype=np.float64)
@@ -104,7 +100,7 @@ def plot_spectrum(item: Mapping[str, Any], ax: Any = None, *, title: str | None 
 def plot_lightcurve(item: Mapping[str, Any], ax: Any = None, *, title: str | None = None,
                     period: float | None = None) -> Any:
     """Draw a light-curve modality dict per band; folded on ``period`` [days] if given."""
-    plt = _pyplot()
+    plt = pyplot()
     ax = ax or plt.subplots(figsize=(5, 2.5))[1]
     time = np.asarray(item["time"], dtype=np.float64)
     names = item.get("band_names") or [f"band{b}" for b in range(int(np.max(item["band"])) + 1)]
@@ -124,18 +120,19 @@ def plot_lightcurve(item: Mapping[str, Any], ax: Any = None, *, title: str | Non
     return ax
 
 
-_PLOTTERS = {"image": plot_image, "spectrum": plot_spectrum, "lightcurve": plot_lightcurve}
+#: The plotting function of each modality.
+PLOTTERS = {"image": plot_image, "spectrum": plot_spectrum, "lightcurve": plot_lightcurve}
 
 
 def plot_sample(sample: Mapping[str, Any], *, modalities: Sequence[str] | None = None) -> Any:
     """A figure with every plottable modality of one sample side by side."""
-    plt = _pyplot()
-    names = [m for m in (modalities or _PLOTTERS) if m in sample and m in _PLOTTERS]
+    plt = pyplot()
+    names = [m for m in (modalities or PLOTTERS) if m in sample and m in PLOTTERS]
     widths = [1.0 if m == "image" else 2.2 for m in names] or [1.0]
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3 * sum(widths), 3),
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
     for ax, name in zip(axes[0], names):
-        _PLOTTERS[name](sample[name], ax, title=f"{sample.get('object_id', '')} {name}")
+        PLOTTERS[name](sample[name], ax, title=f"{sample.get('object_id', '')} {name}")
     fig.tight_layout()
     return fig
 
@@ -143,7 +140,7 @@ def plot_sample(sample: Mapping[str, Any], *, modalities: Sequence[str] | None =
 def thumbnail_grid(samples: Sequence[Mapping[str, Any]], *, modality: str | None = None, ncols: int = 6,
                    titles: Sequence[str] | None = None, size: float = 2.0) -> Any:
     """A grid of thumbnails, one per sample, of ``modality`` (default: the first plottable one)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = max(1, len(samples))
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
@@ -155,14 +152,14 @@ def thumbnail_grid(samples: Sequence[Mapping[str, Any]], *, modality: str | None
             ax.axis("off")
             continue
         sample = samples[k]
-        name = modality or next((m for m in _PLOTTERS if m in sample), None)
+        name = modality or next((m for m in PLOTTERS if m in sample), None)
         title = titles[k] if titles is not None else str(sample.get("object_id", ""))
         if name is None or name not in sample:
             ax.text(0.5, 0.5, f"no {modality or 'data'}", ha="center", va="center", fontsize=7)
             ax.axis("off")
             ax.set_title(title, fontsize=7)
             continue
-        _PLOTTERS[name](sample[name], ax, title=title)
+        PLOTTERS[name](sample[name], ax, title=title)
         if name != "image":
             ax.set_xlabel("")
             ax.set_ylabel("")
@@ -175,5 +172,5 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 150) -> Path:
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path

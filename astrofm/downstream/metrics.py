@@ -1,0 +1,82 @@
+"""Metrics of probes, retrieval and anomaly rankings, computed with scikit-learn and torchmetrics.
+
+- regression: R², MAE; for redshift also NMAD = 1.4826 · median(|δ − median δ|) with
+  δ = (z_pred − z_true) / (1 + z_true), and the outlier fraction |δ| > 0.15;
+- classification: accuracy, macro-F1, confusion matrix (rows: true class, columns: predicted);
+- rankings: precision in the top k, recall@k of neighbour lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: |Δz| / (1 + z) above which a redshift is an outlier.
+OUTLIER_THRESHOLD = 0.15
+_NMAD_SCALE = 1.4826
+
+
+def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """R² and MAE (scikit-learn)."""
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    return {
+        "r2": float(r2_score(y_true, y_pred)),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "n": len(y_true),
+    }
+
+
+def redshift_metrics(z_true: Any, z_pred: Any) -> dict[str, float]:
+    """R², MAE, NMAD and the outlier fraction |Δz|/(1+z) > 0.15."""
+    from sklearn.metrics import median_absolute_error
+
+    z_true, z_pred = np.asarray(z_true, np.float64), np.asarray(z_pred, np.float64)
+    delta = (z_pred - z_true) / (1.0 + z_true)
+    nmad = _NMAD_SCALE * median_absolute_error(delta, np.full_like(delta, np.median(delta)))
+    return {
+        **regression_metrics(z_true, z_pred),
+        "nmad": float(nmad),
+        "outlier_fraction": float(np.mean(np.abs(delta) > OUTLIER_THRESHOLD)),
+    }
+
+
+def classification_metrics(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Accuracy, macro-F1, the majority-class accuracy and the confusion matrix (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = list(np.unique(np.concatenate([y_true, y_pred]))) if labels is None else list(labels)
+    _, counts = np.unique(y_true, return_counts=True)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "majority_accuracy": float(counts.max() / len(y_true)) if len(y_true) else 0.0,
+        "n": len(y_true),
+        "labels": [_plain(label) for label in labels],
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def precision_at_k(relevant: Any, scores: Any, k: int) -> float:
+    """Fraction of relevant items among the ``k`` highest ``scores`` (torchmetrics retrieval precision)."""
+    import torch
+    from torchmetrics.functional.retrieval import retrieval_precision
+
+    relevant_t = torch.as_tensor(np.asarray(relevant, bool))
+    scores_t = torch.as_tensor(np.asarray(scores, np.float64))
+    return float(retrieval_precision(scores_t, relevant_t, top_k=int(k)))
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of each row's true ``k`` neighbours (``truth`` (q, k)) present in ``found`` (q, ≥k)."""
+    found, truth = np.asarray(found), np.asarray(truth)
+    hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth))
+    return hits / truth.size if truth.size else 0.0
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

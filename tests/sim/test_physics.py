@@ -1,0 +1,125 @@
+"""The simulated universe is physically coherent, and neither too easy nor useless (tiny preset)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from astrofm.sim import desi, validation
+from astrofm.sim.extinction import calzetti
+from astrofm.sim.photometry import fluxes
+from astrofm.sim.stars import CLASS_COUNTS, CLASSES
+
+#: Median S/N per 0.8 Å pixel above which redshifts must be recovered (most spectra pass it).
+SNR_CUT = 0.5
+
+
+def test_redshift_recovery(tiny):
+    result = validation.redshift_recovery(tiny.root, snr_cut=SNR_CUT)
+    assert result["n"] >= 300
+    assert result["fraction_above_cut"] >= 0.7
+    assert result["fraction"] >= 0.95
+
+
+def test_period_recovery(star_features):
+    result = validation.period_recovery(star_features)
+    assert result["n"] >= 600
+    assert result["fraction"] >= 0.80
+
+
+def test_colour_knn_redshift_is_informative_but_not_perfect(tiny):
+    result = validation.colour_knn_redshift(tiny.root)
+    assert 0.5 <= result["r2"] <= 0.95
+
+
+def test_metadata_alone_does_not_classify_stars_and_light_curves_help(star_features):
+    result = validation.star_classification(star_features)
+    assert result["metadata"] < 0.90
+    assert result["metadata_lightcurve"] > result["metadata"] + 0.05
+
+
+def test_class_frequencies_follow_astrom3(tiny):
+    labels = tiny.truth("stars")["class_index"]
+    counts = np.bincount(labels[labels >= 0], minlength=len(CLASSES))
+    expected = CLASS_COUNTS / CLASS_COUNTS.sum() * counts.sum()
+    assert stats.chisquare(counts, expected).pvalue > 1e-3
+    assert counts[CLASSES.index("EW")] == counts.max()
+    assert counts[CLASSES.index("DSCT")] < 0.03 * counts.sum()
+
+
+def _joined(tiny, name, columns, id_column):
+    """Columns of a dataset and, per row, its row in the galaxy truth table."""
+    data = validation.read_dataset(tiny.datasets[name], ["object_id", *columns])
+    truth = tiny.truth("galaxies")
+    order = np.argsort(truth[id_column])
+    rows = order[np.searchsorted(truth[id_column], data["object_id"], sorter=order)]
+    assert np.array_equal(truth[id_column][rows], data["object_id"])
+    normal = tiny.anomalies()["anomaly_type"][rows] == b""
+    return data, {k: v[rows] for k, v in truth.items()}, normal
+
+
+def _band_mean(flux, rest, lo, hi):
+    inside = (rest > lo) & (rest < hi)
+    return np.where(inside, flux, 0).sum(1) / inside.sum(1)
+
+
+def test_spectra_agree_with_fibre_photometry(tiny):
+    spectra, _, normal = _joined(tiny, "desi", ["spectrum_flux", "spectrum_mask", "FIBERFLUX_G", "FIBERFLUX_R"],
+                                 "desi_object_id")
+    wave = desi.wavelength()
+    flux = spectra["spectrum_flux"].astype(np.float64)
+    for i in range(len(flux)):  # bridge masked pixels (cosmic rays) before integrating
+        bad = spectra["spectrum_mask"][i]
+        flux[i, bad] = np.interp(wave[bad], wave[~bad], flux[i, ~bad])
+    synthetic = fluxes(flux, ("des-g", "des-r"), wave)
+    catalog = np.column_stack([spectra["FIBERFLUX_G"], spectra["FIBERFLUX_R"]])
+    bright = normal & (catalog[:, 1] > 2.0)
+    ratio = np.median(synthetic[bright] / catalog[bright], axis=0)
+    assert ratio == pytest.approx([1.0, 1.0], abs=0.03)
+
+
+def test_catalog_fluxes_match_the_truth_within_their_errors(tiny):
+    ls, truth, normal = _joined(tiny, "legacysurvey", ["FLUX_R", "FLUX_IVAR_R"], "legacysurvey_object_id")
+    pull = (ls["FLUX_R"] - truth["flux_r"]) * np.sqrt(ls["FLUX_IVAR_R"])
+    assert np.median(pull[normal]) == pytest.approx(0.0, abs=0.15)
+    assert np.std(pull[normal]) == pytest.approx(1.0, abs=0.15)
+
+
+def test_image_light_matches_catalog_flux_for_isolated_galaxies(tiny):
+    ls, _, normal = _joined(tiny, "legacysurvey", ["image_array", "catalog_FLUX_R", "FLUX_R", "SHAPE_R"],
+                            "legacysurvey_object_id")
+    isolated = normal & (ls["catalog_FLUX_R"][:, 1] == 0) & (ls["SHAPE_R"] < 1.0) & (ls["FLUX_R"] > 5)
+    size = ls["image_array"].shape[-1]
+    yy, xx = np.indices((size, size))
+    aperture = np.hypot(xx - size // 2, yy - size // 2) < 6.0 / 0.262
+    light = (ls["image_array"][isolated, 1] * aperture).sum(axis=(1, 2))
+    assert isolated.sum() >= 30
+    assert np.median(light / ls["FLUX_R"][isolated]) == pytest.approx(0.99, abs=0.03)
+
+
+def test_balmer_emission_scales_with_star_formation(tiny):
+    spectra, truth, normal = _joined(tiny, "desi", ["spectrum_flux"], "desi_object_id")
+    wave = desi.wavelength()
+    centre = 6562.8 * (1 + truth["z"])
+    usable = normal & (centre < 9600) & ~truth["quiescent"]
+    measured = []
+    for i in np.flatnonzero(usable):
+        line = np.abs(wave - centre[i]) < 8
+        side = (np.abs(wave - centre[i]) > 40) & (np.abs(wave - centre[i]) < 80)
+        measured.append((spectra["spectrum_flux"][i, line] - np.median(spectra["spectrum_flux"][i, side])).sum())
+    attenuation = 10 ** (-0.4 * truth["dust_av"] / 0.44 * calzetti(np.array(6562.8)))
+    expected = (truth["sfr"] * attenuation * truth["fibre_fraction_disk"] / truth["d_lum_mpc"] ** 2)[usable]
+    assert usable.sum() >= 100
+    assert stats.spearmanr(measured, expected).statistic > 0.5
+
+
+def test_quiescent_galaxies_have_a_stronger_4000_break(tiny):
+    spectra, truth, normal = _joined(tiny, "desi", ["spectrum_flux"], "desi_object_id")
+    rest = desi.wavelength()[None, :] / (1 + truth["z"][:, None])
+    blue = _band_mean(spectra["spectrum_flux"], rest, 3850, 3950)
+    red = _band_mean(spectra["spectrum_flux"], rest, 4000, 4100)
+    bright = normal & (red > 1.0)
+    d4000 = red / np.maximum(blue, 1e-3)
+    quiescent = truth["quiescent"]
+    assert np.median(d4000[bright & quiescent]) > np.median(d4000[bright & ~quiescent]) + 0.2

@@ -16,6 +16,8 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, data: bool = True) -
     parser.add_argument("--store", required=True, type=Path, help="embedding store folder")
     parser.add_argument("--modality", help="modality of the store (default: its only one)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--id-column", default="object_id",
+                        help="catalog column holding the store's object ids (e.g. desi_object_id in the sim truth)")
     if data:
         parser.add_argument(
             "--data",

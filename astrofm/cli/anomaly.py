@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.oracle:
         if not args.catalog:
             raise ConfigError("--oracle needs --catalog")
-        catalog = read_catalog(args.catalog)
+        catalog = read_catalog(args.catalog, id_column=args.id_column)
         rows = align(catalog, ids)
         truth = column(catalog, args.oracle, where=args.catalog)
         relevant = np.zeros(len(ids), bool)

@@ -78,7 +78,7 @@ def _correlations(args: argparse.Namespace, activations: Any, ids: Any, out: Any
     from astrofm.downstream.catalog import align, column, read_catalog
     from astrofm.downstream.features import correlate_features
 
-    catalog = read_catalog(args.catalog)
+    catalog = read_catalog(args.catalog, id_column=args.id_column)
     rows = align(catalog, ids)
     names = args.columns or [
         c

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     title = f"{store.model} {modality} embeddings"
     plots.save(plots.plot_map(xy, title=title), out / "map.png")
     if args.catalog:
-        catalog = read_catalog(args.catalog)
+        catalog = read_catalog(args.catalog, id_column=args.id_column)
         rows = align(catalog, ids)
         for name in args.color:
             values = column(catalog, name, where=args.catalog)

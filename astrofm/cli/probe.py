@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from astrofm.downstream.probes import cross_validate, label_fraction_curve, make_probe
 
     store, modality = open_store(args)
-    catalog = read_catalog(args.catalog)
+    catalog = read_catalog(args.catalog, id_column=args.id_column)
     values = column(catalog, args.target, where=args.catalog)
     ids = store.object_ids(modality)
     rows = align(catalog, ids)

@@ -28,8 +28,12 @@ _FORMATS = {
 }
 
 
-def read_catalog(source: Any) -> Any:
-    """An astropy ``Table`` from a path, a Table or a mapping of columns, with ``object_id`` as str."""
+def read_catalog(source: Any, *, id_column: str = "object_id") -> Any:
+    """An astropy ``Table`` from a path, a Table or a mapping of columns, with ``object_id`` as str.
+
+    ``id_column`` names the column that holds the ids (e.g. ``desi_object_id``
+    in the simulated universe's truth); it becomes ``object_id``.
+    """
     from astropy.table import Table
 
     where: Path | None = None
@@ -47,14 +51,18 @@ def read_catalog(source: Any) -> Any:
         table = (
             _read_hdf5(where) if _FORMATS[suffix] == "hdf5" else Table.read(where, format=_FORMATS[suffix])
         )
-    if "object_id" not in table.colnames:
+    if id_column not in table.colnames:
         raise DataFormatError(
             where,
-            "catalog has no object_id column",
-            field="object_id",
-            expected="a column named object_id",
+            f"catalog has no {id_column} column",
+            field=id_column,
+            expected=f"a column named {id_column}",
             found=table.colnames[:20],
         )
+    if id_column != "object_id":
+        if "object_id" in table.colnames:
+            table.remove_column("object_id")
+        table.rename_column(id_column, "object_id")
     table["object_id"] = as_object_ids(np.asarray(table["object_id"]), where=where)
     return table
 

@@ -19,6 +19,18 @@ from astrofm.errors import AstrofmError
 #: Subcommand modules, in the order ``astrofm --help`` lists them.
 COMMAND_MODULES = (
     "info",
+    "simulate",
+    "inspect",
+    "crossmatch",
+    "fit",
+    "embed",
+    "models",
+    "download",
+    "probe",
+    "search",
+    "anomaly",
+    "features",
+    "map",
 )
 
 
@@ -28,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Multimodal astronomical foundation models on Multimodal Universe data.",
     )
     parser.add_argument("--version", action="version", version=f"astrofm {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-v) or debug (-vv) messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"astrofm.cli.{name}").register(subparsers)
@@ -39,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
+        level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

@@ -153,6 +153,15 @@ def load_pretrained(source: str | Path, *, revision: str | None = None, device: 
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device=device)
 
 
+def model_identity(folder: str | Path) -> tuple[str, str]:
+    """(name, version) of a saved model: its card's name and the first 16 hex of its weights' SHA-256."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    files = json.loads(manifest.read_text())["files"] if manifest.exists() else {}
+    digest = files.get(WEIGHTS) or sha256_of(folder / WEIGHTS)
+    return card_of(folder).name, digest[:16]
+
+
 def card_of(folder: str | Path) -> ModelCard:
     """The model card stored in a saved model's config."""
     config = read_config(Path(folder))

@@ -1,0 +1,120 @@
+"""Embedding at scale: stream a dataset through a model into an embedding store, resumably.
+
+``embed_to_store(model, source, store_path)`` reads any block source (an MMU
+dataset, a cross-match, a Parquet/hub copy) in order, preprocesses it with
+the model's own transforms, embeds it batch by batch on the model's device,
+and appends the vectors of every present modality to the store. After each
+batch the loader position is saved beside the store, so an interrupted run
+continues where it stopped; ids already stored are never written twice.
+Memory stays flat: at most a few blocks and one batch are held at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from astrofm.data.modalities import Sample
+from astrofm.data.sources import BlockSource
+from astrofm.data.streaming import StreamingDataset, StreamingLoader
+from astrofm.errors import ConfigError
+from astrofm.utils.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "embed_state.json"
+
+
+def samples_from_arrays(arrays: Mapping[str, Mapping[str, Any]], object_ids: Sequence[str] | None = None
+                        ) -> list[Sample]:
+    """Samples from arrays with a leading object axis, e.g. ``{"spectrum": {"flux": (N, L), "lambda": ...}}``.
+
+    Lets ``model.embed(samples_from_arrays(...))`` embed tensors or arrays that do not live in files.
+    """
+    sizes = {len(v) for fields in arrays.values() for v in fields.values()}
+    if len(sizes) != 1:
+        raise ConfigError(f"all arrays need the same number of objects, got lengths {sorted(sizes)}")
+    n = sizes.pop()
+    ids = [str(i) for i in (object_ids if object_ids is not None else range(n))]
+    if len(ids) != n:
+        raise ConfigError(f"{len(ids)} object_ids for {n} objects")
+    samples: list[Sample] = [{"object_id": oid} for oid in ids]
+    for modality, fields in arrays.items():
+        for key, values in fields.items():
+            values = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+            for i in range(n):
+                samples[i].setdefault(modality, {})[key] = values[i]
+    return samples
+
+
+def embed_to_store(
+    model: Any,
+    source: BlockSource,
+    store_path: str | Path,
+    *,
+    model_name: str = "astrofm-model",
+    model_version: str | None = None,
+    modalities: Sequence[str] | None = None,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    block_size: int = 512,
+    progress: bool = True,
+) -> Path:
+    """Embed every object of ``source`` into the store at ``store_path`` (created or resumed).
+
+    ``model`` is an ``AstroFM`` (or any model with ``modalities``,
+    ``embed_dim``, a ``transform(sample, rng)`` and ``embed(batch, modalities)``).
+    Returns the store path. The model runs in eval mode; vectors are written
+    for each object and modality it has (absent modalities are skipped).
+    """
+    from astrofm.downstream.store import EmbeddingStore
+
+    store_path = Path(store_path)
+    names = [m for m in (modalities or model.modalities) if m in model.modalities]
+    if not names:
+        raise ConfigError(f"none of {list(modalities or [])} is a modality of the model {list(model.modalities)}")
+    stream = StreamingDataset(source, batch_size=batch_size, shuffle=False, block_size=block_size,
+                              transform=model.transform, augment=False, seed=0)
+    loader = StreamingLoader(stream, num_workers=num_workers)
+    total = len(stream) if all(r.length is not None for r in stream._refs) else None
+    store = EmbeddingStore.create(store_path, model=model_name, model_version=model_version, exist_ok=True,
+                                  metadata={"source": getattr(source, "name", str(source))})
+    state_path = store_path / STATE_FILE
+    done = 0
+    if state_path.exists():
+        saved = json.loads(state_path.read_text())
+        if saved.get("finished"):
+            log.info("%s: already complete (%d objects)", store_path, saved.get("objects", 0))
+            store.close()
+            return store_path
+        loader.load_state_dict(saved["loader"])
+        done = int(saved.get("objects", 0))
+        log.info("%s: resuming after %d objects", store_path, done)
+    try:
+        for name in names:
+            store.add_modality(name, model.embed_dim, capacity=total or 0)
+        with tqdm(total=total, initial=done, unit="obj", desc=f"embedding {store_path.name}",
+                  disable=not progress) as bar:
+            for batch in loader:
+                vectors = model.embed(batch, names)
+                ids = np.asarray(batch.object_id)
+                for name in names:
+                    if name not in batch.modalities:
+                        continue
+                    present = batch.modalities[name].presence.cpu().numpy()
+                    rows = vectors[name][torch.from_numpy(present).to(vectors[name].device)]
+                    store.append(name, ids[present], rows.float().cpu().numpy(), skip_existing=True)
+                done += len(batch)
+                atomic_write_text(state_path, json.dumps({"loader": loader.state_dict(), "objects": done}))
+                bar.update(len(batch))
+        atomic_write_text(state_path, json.dumps({"finished": True, "objects": done}))
+    finally:
+        store.close()
+    return store_path

@@ -1,0 +1,31 @@
+"""Training objectives, separate from the model and the LightningModule.
+
+``create_objective(name, model, **options)`` builds a registered objective:
+``contrastive`` (CLIP / SigLIP over every pair of modalities), ``autoregressive``
+(next-token regression of an ``ARModel``), ``masked`` (masked reconstruction
+with an ``AstroFM``'s encoders) and ``sum`` (a weighted sum of these).
+"""
+
+from astrofm.objectives.autoregressive import AutoregressiveObjective
+from astrofm.objectives.base import (
+    OBJECTIVES,
+    Objective,
+    ObjectiveOutput,
+    create_objective,
+    register_objective,
+)
+from astrofm.objectives.combined import WeightedSumObjective
+from astrofm.objectives.contrastive import ContrastiveObjective
+from astrofm.objectives.masked import MaskedObjective
+
+__all__ = [
+    "OBJECTIVES",
+    "AutoregressiveObjective",
+    "ContrastiveObjective",
+    "MaskedObjective",
+    "Objective",
+    "ObjectiveOutput",
+    "WeightedSumObjective",
+    "create_objective",
+    "register_objective",
+]

@@ -1,0 +1,63 @@
+"""The objective interface: a component that turns (model, batch) into a loss.
+
+Objectives are separate from the LightningModule and from the model: the
+contrastive objective of this package, and autoregressive or masked ones,
+plug into the same place (``create_objective(name, model=..., **options)``).
+Objectives may own parameters (e.g. a learnable temperature); these are
+trained with the model but are not part of it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from torch import Tensor, nn
+
+from astrofm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from astrofm.data.batch import Batch
+    from astrofm.model import AstroFM
+
+ObjectiveType = TypeVar("ObjectiveType", bound="type[Objective]")
+
+#: Objective classes by registered name.
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+@dataclass
+class ObjectiveOutput:
+    """A scalar loss to minimize and detached metrics to log (name -> scalar tensor)."""
+
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Objective(nn.Module, ABC):
+    """``forward(model, batch) -> ObjectiveOutput``."""
+
+    @abstractmethod
+    def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
+        """The loss of ``model`` on ``batch``."""
+
+
+def register_objective(name: str) -> Callable[[ObjectiveType], ObjectiveType]:
+    """Class decorator: make an objective available to :func:`create_objective` as ``name``."""
+
+    def decorate(cls: ObjectiveType) -> ObjectiveType:
+        OBJECTIVES[name] = cls
+        return cls
+
+    return decorate
+
+
+def create_objective(name: str, model: AstroFM, **options: Any) -> Objective:
+    """An objective by registered name, built for ``model`` (``cls.build(model, **options)``)."""
+    if name not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {name!r}; registered: {sorted(OBJECTIVES)}")
+    cls = OBJECTIVES[name]
+    build = getattr(cls, "build", None)
+    return build(model, **options) if build is not None else cls(**options)

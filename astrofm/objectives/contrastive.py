@@ -1,0 +1,228 @@
+"""N-modal contrastive objective: CLIP (InfoNCE) or SigLIP over every pair of modalities.
+
+For each pair (a, b), only objects that have both a and b take part, as rows
+and as candidates (per object, not per batch). Negatives are gathered from
+every DDP rank (one collective per step) and gradients flow back to each
+rank's own rows; the loss is normalized by the global number of valid pairs,
+so a 2-process run gives the loss and gradients of one process on the
+combined batch. The step has no data-dependent Python branches (no host
+syncs besides the rank row counts under DDP).
+
+Temperatures are learnable (one per pair, or one shared), as log logit
+scales clamped to ``max_logit_scale``.
+
+Optional *views* add a self-supervised pair per sequence modality: two
+views of the same data with random contiguous blocks of positions masked
+out (e.g. stretches of a spectrum). With ``complement`` the two views are
+disjoint halves, else the full data faces one masked view; ``hide`` blanks
+per-object fields (e.g. the overall brightness ``log_norm``) in the views so
+that they cannot be matched by such a shortcut. To find its partner among
+the batch from a disjoint part, the embedding must keep what every part of
+the data shows (a spectrum's redshift, from lines anywhere), beyond what the
+other modalities can check.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from astrofm.data.batch import ModalityBatch
+from astrofm.errors import ConfigError
+from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective
+from astrofm.objectives.distributed import gather, gather_with_grad, rank_sizes, world
+
+if TYPE_CHECKING:
+    from astrofm.data.batch import Batch
+    from astrofm.model import AstroFM
+
+LOSSES = ("clip", "siglip")
+VIEW_SUFFIX, REST_SUFFIX = "~view", "~rest"
+#: Logit given to excluded candidates (finite, so that excluded rows stay finite too).
+_EXCLUDED = -1.0e4
+
+
+@register_objective("contrastive")
+class ContrastiveObjective(Objective):
+    """Symmetric InfoNCE (``loss="clip"``) or sigmoid loss (``loss="siglip"``) over modality pairs.
+
+    Parameters
+    ----------
+    modalities:
+        The model modalities to align.
+    pairs:
+        Pairs to align (default: every pair of ``modalities``).
+    loss:
+        "clip" or "siglip".
+    temperature:
+        Initial temperature (logit scale 1/temperature); SigLIP's usual start is 0.1.
+    learn_temperature:
+        Train the temperature (else fixed).
+    per_pair_temperature:
+        One temperature per pair (AstroM³) or one shared by all pairs.
+    max_logit_scale:
+        Upper clamp of the logit scale (CLIP: 100).
+    siglip_bias:
+        Initial learnable bias of the SigLIP logits.
+    views:
+        Self-supervised pairs, ``{modality: {"fraction": f, "block": n, "weight": w, "complement": c,
+        "hide": [fields]}}``: a view with a fraction ``f`` of the positions masked in blocks of ``n``
+        (sequence modalities only) against the full data, or with ``complement`` against the
+        complementary view; ``hide`` lists fields zeroed in the views; ``w`` weighs the pair's loss.
+    """
+
+    def __init__(self, modalities: Sequence[str], *, pairs: Sequence[Sequence[str]] | None = None,
+                 loss: str = "clip", temperature: float = 0.07, learn_temperature: bool = True,
+                 per_pair_temperature: bool = True, max_logit_scale: float = 100.0,
+                 siglip_bias: float = -10.0, views: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ConfigError(f"contrastive loss must be one of {LOSSES}, not {loss!r}")
+        self.modalities = list(modalities)
+        chosen = [tuple(p) for p in pairs] if pairs is not None else list(itertools.combinations(self.modalities, 2))
+        for pair in chosen:
+            if len(pair) != 2 or pair[0] == pair[1] or any(m not in self.modalities for m in pair):
+                raise ConfigError(f"invalid contrastive pair {pair}; modalities: {self.modalities}")
+        defaults = {"fraction": 0.5, "block": 64, "weight": 1.0, "complement": False, "hide": []}
+        self.views = {m: {**defaults, **dict(o)} for m, o in (views or {}).items()}
+        weights = [1.0] * len(chosen)
+        for m, options in self.views.items():
+            unknown = sorted(set(options) - set(defaults))
+            if m not in self.modalities or not 0 < options["fraction"] < 1 or options["block"] < 1 or unknown:
+                raise ConfigError(f"invalid view {m}: {options} (a model modality, 0 < fraction < 1, block >= 1, "
+                                  f"options {sorted(defaults)})")
+            chosen.append((m + VIEW_SUFFIX, m + REST_SUFFIX) if options["complement"] else (m, m + VIEW_SUFFIX))
+            weights.append(float(options["weight"]))
+        if not chosen:
+            raise ConfigError("a contrastive objective needs at least two modalities, or a view")
+        self.pairs: list[tuple[str, str]] = chosen  # type: ignore[assignment]
+        self.weights = weights
+        self.names = list(dict.fromkeys([*self.modalities, *(m for pair in chosen for m in pair)]))
+        self.loss = loss
+        self.max_log_scale = math.log(max_logit_scale)
+        keys = [self._key(p) for p in self.pairs] if per_pair_temperature else ["shared"]
+        self.per_pair = per_pair_temperature
+        start = torch.tensor(math.log(1.0 / temperature))
+        self.log_scale = nn.ParameterDict(
+            {k: nn.Parameter(start.clone(), requires_grad=learn_temperature) for k in keys})
+        self.bias = nn.ParameterDict(
+            {k: nn.Parameter(torch.tensor(float(siglip_bias))) for k in keys}) if loss == "siglip" else None
+
+    @classmethod
+    def build(cls, model: AstroFM, **options: Any) -> ContrastiveObjective:
+        options.setdefault("modalities", model.modalities)
+        modalities = options.pop("modalities")
+        return cls(modalities, **options)
+
+    @staticmethod
+    def _key(pair: tuple[str, str]) -> str:
+        return f"{pair[0]}__{pair[1]}"
+
+    def logit_scale(self, pair: tuple[str, str]) -> Tensor:
+        """exp(clamped log scale) of a pair."""
+        key = self._key(pair) if self.per_pair else "shared"
+        return self.log_scale[key].clamp(max=self.max_log_scale).exp()
+
+    def _embed(self, model: AstroFM, batch: Batch) -> dict[str, tuple[Tensor, Tensor]]:
+        """(B, D) embeddings (0 where absent) and presence of every modality and view in the batch."""
+        out = {m: (e.scatter(0.0), e.presence) for m, e in model(batch, self.modalities).items()}
+        for m, options in self.views.items():
+            if m not in batch.modalities:
+                continue
+            view, rest = masked_views(batch.modalities[m], options["fraction"], int(options["block"]),
+                                      options["hide"])
+            parts = [(VIEW_SUFFIX, view), (REST_SUFFIX, rest)] if options["complement"] else [(VIEW_SUFFIX, view)]
+            for suffix, part in parts:
+                z = model.heads[m](model.encoders[m](part).pooled)
+                out[m + suffix] = (z.new_zeros(len(batch), z.shape[-1]).masked_scatter(part.presence[:, None], z),
+                                   part.presence)
+        return out
+
+    def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
+        embedded = self._embed(model, batch)
+        n = len(batch)
+        device = next(model.parameters()).device
+        dim = model.embed_dim
+        names = self.names
+        z_local, present_local = [], []
+        for m in names:
+            if m in embedded:
+                z_local.append(embedded[m][0])
+                present_local.append(embedded[m][1].to(device))
+            else:  # requires grad so that every rank joins the backward collective
+                z_local.append(torch.zeros(n, dim, device=device, requires_grad=True))
+                present_local.append(torch.zeros(n, dtype=torch.bool, device=device))
+        z = torch.stack(z_local, dim=1)  # (B, M, D)
+        present = torch.stack(present_local, dim=1)  # (B, M)
+        sizes = rank_sizes(n, device)
+        rank, n_ranks = world()
+        z_all = gather_with_grad(z, sizes)  # (N, M, D)
+        present_all = gather(present.to(torch.uint8), sizes).bool()
+        targets = torch.arange(n, device=device) + sum(sizes[:rank])
+        losses, counted, metrics = [], [], {}
+        for pair, weight in zip(self.pairs, self.weights):
+            a, b = (names.index(m) for m in pair)
+            valid = present[:, a] & present[:, b]
+            valid_all = present_all[:, a] & present_all[:, b]
+            count = valid_all.sum()
+            if self.loss == "clip":
+                total, accuracy = self._clip(pair, z[:, a], z[:, b], z_all[:, a], z_all[:, b], valid, valid_all,
+                                             targets)
+            else:
+                total, accuracy = self._siglip(pair, z[:, a], z_all[:, b], valid, valid_all, targets)
+            losses.append(weight * total * n_ranks / count.clamp_min(1))
+            counted.append(weight * (count > 0).float())
+            name = f"{pair[0]}-{pair[1]}"
+            metrics[f"acc/{name}"] = accuracy.detach()
+            metrics[f"logit_scale/{name}"] = self.logit_scale(pair).detach()
+            metrics[f"pairs/{name}"] = count.detach().float()
+        loss = torch.stack(losses).sum() / torch.stack(counted).sum().clamp_min(1)
+        return ObjectiveOutput(loss, metrics)
+
+    def _clip(self, pair: tuple[str, str], za: Tensor, zb: Tensor, za_all: Tensor, zb_all: Tensor, valid: Tensor,
+              valid_all: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Sum over local valid rows of the symmetric InfoNCE terms, and the local a->b top-1 accuracy."""
+        scale = self.logit_scale(pair)
+        excluded = ~valid_all[None, :]
+        logits_ab = (scale * za @ zb_all.T).masked_fill(excluded, _EXCLUDED)
+        logits_ba = (scale * zb @ za_all.T).masked_fill(excluded, _EXCLUDED)
+        terms = 0.5 * (F.cross_entropy(logits_ab, targets, reduction="none")
+                       + F.cross_entropy(logits_ba, targets, reduction="none"))
+        weight = valid.float()
+        hits = (logits_ab.argmax(dim=-1) == targets).float() * weight
+        return (terms * weight).sum(), hits.sum() / weight.sum().clamp_min(1)
+
+    def _siglip(self, pair: tuple[str, str], za: Tensor, zb_all: Tensor, valid: Tensor, valid_all: Tensor,
+                targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Sum over local valid rows x global valid candidates of the sigmoid loss, and top-1 accuracy."""
+        key = self._key(pair) if self.per_pair else "shared"
+        logits = self.logit_scale(pair) * za @ zb_all.T + self.bias[key]  # type: ignore[index]
+        columns = torch.arange(len(zb_all), device=za.device)
+        labels = (columns[None, :] == targets[:, None]).float() * 2 - 1
+        both = (valid[:, None] & valid_all[None, :]).float()
+        total = (-F.logsigmoid(labels * logits) * both).sum()
+        weight = valid.float()
+        hits = (logits.masked_fill(~valid_all[None, :], _EXCLUDED).argmax(dim=-1) == targets).float() * weight
+        return total, hits.sum() / weight.sum().clamp_min(1)
+
+
+
+def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequence[str] = ()
+                 ) -> tuple[ModalityBatch, ModalityBatch]:
+    """Two complementary views: a random ``fraction`` of the positions masked in contiguous blocks of
+    ``block``, and the rest; the fields in ``hide`` are zeroed in both."""
+    if batch.mask is None:
+        raise ConfigError("views need a sequence modality (a batch with a mask)")
+    n, length = batch.mask.shape
+    n_blocks = -(-length // block)
+    keep = torch.rand(n, n_blocks, device=batch.mask.device) >= fraction
+    keep = keep.repeat_interleave(block, dim=1)[:, :length]
+    data = {k: torch.zeros_like(v) if k in hide else v for k, v in batch.data.items()}
+    return (ModalityBatch(data, batch.presence, batch.mask & keep, batch.meta),
+            ModalityBatch(data, batch.presence, batch.mask & ~keep, batch.meta))

@@ -1,0 +1,62 @@
+"""Callbacks: exact mid-epoch resume of streaming loaders.
+
+Lightning fetches one batch ahead, so when a checkpoint is written the train
+loader has already delivered a batch that was not trained on, and its own
+``state_dict`` would skip that batch on resume. :class:`StreamResume` keeps
+the stream position of the last *trained* batch (``Batch.stream_state``) and
+writes that into the checkpoint instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+
+from astrofm.data.batch import Batch
+from astrofm.data.streaming import StreamingLoader
+
+
+class StreamResume(L.Callback):
+    """Save the streaming position of the last trained batch, not of the last fetched one."""
+
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+        self.consumed: dict[int, int] = {}
+        self.batches = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "consumed": {str(k): v for k, v in self.consumed.items()},
+                "batches": self.batches}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epoch = state_dict["epoch"]
+        self.consumed = {int(k): int(v) for k, v in state_dict["consumed"].items()}
+        self.batches = int(state_dict["batches"])
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        state = batch.stream_state if isinstance(batch, Batch) else None
+        if state:
+            if state["epoch"] != self.epoch:
+                self.epoch, self.consumed, self.batches = state["epoch"], {}, 0
+            self.consumed[state["worker"]] = state["emitted"]
+            self.batches += 1
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        loader = _stream_loader(trainer)
+        states = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get("combined_loader")
+        if loader is None or not states or self.epoch is None:
+            return
+        current = loader.state_dict()
+        if current["epoch"] > self.epoch:  # the fetched-ahead batch ended the epoch: the loader state is right
+            return
+        states[0] = {**current, "epoch": self.epoch, "consumed": {str(k): v for k, v in self.consumed.items()},
+                     "batches": self.batches}
+
+
+def _stream_loader(trainer: L.Trainer) -> StreamingLoader | None:
+    loaders = getattr(trainer.fit_loop, "_combined_loader", None)
+    flat = loaders.flattened if loaders is not None else []
+    return flat[0] if len(flat) == 1 and isinstance(flat[0], StreamingLoader) else None

@@ -1,0 +1,13 @@
+"""Science benchmarks on the ``small`` simulated universe (held-out test split).
+
+Each module runs as ``python -m benchmarks.science.<name>`` and records its figures with
+``benchmarks.results.record`` (ids in the project's targets table), with its command, seeds and
+wall time:
+
+- ``galaxies``: S1 (image-embedding kNN redshift and its baselines), S2 (spectrum-embedding kNN
+  redshift), S4 (image -> spectrum retrieval among 1,000 test candidates);
+- ``stars``: S3 (AstroM³ protocol: CLIP-pretrained vs from-scratch light-curve classifiers at label
+  fractions 1/10/25/100%, and all three modalities against the best single one);
+- ``anomalies``: S5 (anomaly detection on the learned embeddings, without labels and after 100 oracle
+  labels of active learning).
+"""

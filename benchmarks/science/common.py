@@ -1,0 +1,150 @@
+"""Shared pieces of the science benchmarks: data, training within a time budget, embeddings, labels."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+
+from astrofm.model import AstroFM
+from astrofm.training import AstroFMDataModule
+
+log = logging.getLogger("benchmarks.science")
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs" / "science"
+#: Where the ``small`` universe is simulated (once) and where runs write their logs and models.
+DATA_ROOT = REPO / "data" / "sim" / "small"
+PRESET = "small"
+RUNS = REPO / "runs" / "science"
+
+
+def setup(threads: int) -> None:
+    """Logging, torch threads and denormal flushing for a benchmark process."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    log.info("torch threads %d, load average %s", threads, os.getloadavg())
+
+
+def load_config(name: str) -> dict[str, Any]:
+    """A LightningCLI YAML of ``configs/science`` as a dict."""
+    return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+
+
+def use_root(root: str | Path | None, preset: str = "small") -> None:
+    """Run on another simulated universe (e.g. ``tiny`` for a quick check of the pipeline)."""
+    global DATA_ROOT, PRESET
+    if root is not None:
+        DATA_ROOT, PRESET = Path(root), preset
+
+
+def data_module(config: dict[str, Any], **overrides: Any) -> AstroFMDataModule:
+    """The data module of a config's ``data`` section (simulating the universe if needed)."""
+    data = AstroFMDataModule(**{**config["data"], "root": str(DATA_ROOT), "simulate": PRESET, **overrides})
+    data.prepare_data()
+    data.setup()
+    return data
+
+
+def fit(module: L.LightningModule, data: AstroFMDataModule, *, name: str, max_steps: int, max_minutes: float,
+        precision: str = "bf16-mixed", seed: int = 0, val_every: int | None = None, monitor: str = "val/acc",
+        mode: str = "max") -> dict[str, Any]:
+    """Train with Lightning for ``max_steps`` or ``max_minutes``, whichever comes first; CSV logs in runs/.
+
+    With ``val_every``, validate every that many steps and end with the weights that scored best on
+    ``monitor`` (``mode`` "max" or "min").
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from astrofm.training import StreamResume
+
+    L.seed_everything(seed, workers=True)
+    callbacks: list[L.Callback] = [StreamResume()]
+    best = None
+    if val_every:
+        best = ModelCheckpoint(dirpath=RUNS / name / "best", monitor=monitor, mode=mode, save_top_k=1,
+                               save_weights_only=True)
+        callbacks.append(best)
+    trainer = L.Trainer(max_steps=max_steps, max_time={"minutes": max_minutes}, accelerator="cpu",
+                        precision=precision, gradient_clip_val=1.0, logger=CSVLogger(RUNS, name=name),
+                        enable_checkpointing=best is not None, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=None if val_every else 0,
+                        val_check_interval=val_every, check_val_every_n_epoch=None if val_every else 1,
+                        num_sanity_val_steps=0, log_every_n_steps=50, callbacks=callbacks)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    wall = time.perf_counter() - start
+    info: dict[str, Any] = {"steps": int(trainer.global_step), "wall_s": round(wall, 1),
+                            "final_train_loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
+    if best is not None and best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        info["best_" + monitor.replace("/", "_")] = float(best.best_model_score)
+    log.info("%s: %d steps in %.0f s", name, trainer.global_step, wall)
+    return info
+
+
+@torch.no_grad()
+def embed(model: AstroFM, data: AstroFMDataModule, split: str, modalities: Sequence[str] | None = None,
+          batch_size: int = 256) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Object ids and (N, D) embeddings (NaN rows where a modality is absent) of one split, in order."""
+    ids: list[str] = []
+    parts: dict[str, list[np.ndarray]] = {}
+    model.eval()
+    for batch in data.loader(split, batch_size=batch_size, transform=model.transform):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            z = model.embed(batch, modalities)
+        ids += batch.object_id
+        for name, value in z.items():
+            parts.setdefault(name, []).append(value.float().numpy())
+    return np.asarray(ids), {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def truth_labels(population: str, id_column: str, column: str, *, labelled_only: bool = True) -> dict[str, Any]:
+    """object id (as in ``id_column``'s survey) -> truth ``column``; anomalies left out if ``labelled_only``."""
+    from astrofm.sim import load_splits, load_truth
+
+    table = load_truth(DATA_ROOT, population, [id_column, column, "truth_id"])
+    keep = np.ones(len(table["truth_id"]), bool)
+    if labelled_only:
+        manifest = load_splits(DATA_ROOT)["populations"][population]
+        labelled = np.concatenate([np.asarray(manifest[s]["labelled"]) for s in ("train", "val", "test")])
+        keep = np.isin(table["truth_id"], labelled)
+    keys = table[id_column][keep]
+    keys = np.char.decode(keys, "utf-8") if keys.dtype.kind == "S" else keys.astype(str)
+    values = table[column][keep]
+    values = np.char.decode(values, "utf-8") if values.dtype.kind == "S" else values
+    return dict(zip(keys.tolist(), values.tolist()))
+
+
+def aligned(ids: np.ndarray, labels: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of ids that have a label, their labels)."""
+    have = np.array([i in labels for i in ids])
+    return have, np.array([labels[i] for i in ids[have]])
+
+
+def subset_manifest(path: Path, data: AstroFMDataModule, train_ids: Sequence[str]) -> Path:
+    """A split manifest with ``train`` restricted to ``train_ids`` (val and test unchanged)."""
+    manifest = {"train": list(map(str, train_ids))}
+    for split in ("val", "test"):
+        manifest[split] = [str(i) for i in data.splits[split].object_ids]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def save_json(path: Path, values: dict[str, Any]) -> None:
+    from astrofm.utils.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(values, indent=1, default=float))

@@ -1,0 +1,89 @@
+"""Embedding at scale: streamed into the store, resumable, deterministic across batch sizes and workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astrofm.data.crossmatch import CrossMatchDataset
+from astrofm.data.dataset import MMUDataset
+from astrofm.downstream.store import EmbeddingStore
+from astrofm.inference import STATE_FILE, embed_to_store, samples_from_arrays
+
+
+def source(root):
+    return CrossMatchDataset.open({"ls": MMUDataset(root / "ls"), "desi": MMUDataset(root / "desi")}, how="outer")
+
+
+def stored(path, modality):
+    with EmbeddingStore.open(path) as store:
+        ids = store.object_ids(modality)
+        order = np.argsort(ids)
+        return ids[order], np.array(store.vectors(modality))[order]
+
+
+def test_every_object_and_modality_lands_in_the_store(tiny_model, galaxy_folder, tmp_path):
+    root, ids = galaxy_folder
+    out = embed_to_store(tiny_model, source(root), tmp_path / "s", batch_size=64, progress=False)
+    image_ids, image_vectors = stored(out, "image")
+    spec_ids, spec_vectors = stored(out, "spectrum")
+    assert sorted(image_ids) == sorted(ids)
+    assert len(spec_ids) == 400
+    assert not np.allclose(spec_vectors[0], spec_vectors[1])
+    np.testing.assert_allclose(np.linalg.norm(image_vectors, axis=1), 1, atol=1e-5)
+    direct = tiny_model.embed([source(root).get(image_ids[5])])["image"][0].numpy()
+    np.testing.assert_allclose(image_vectors[5], direct, atol=1e-5)
+
+
+def test_same_vectors_whatever_batch_size_and_workers(tiny_model, galaxy_folder, tmp_path):
+    root, _ = galaxy_folder
+    a = embed_to_store(tiny_model, source(root), tmp_path / "a", batch_size=7, progress=False)
+    b = embed_to_store(tiny_model, source(root), tmp_path / "b", batch_size=128, num_workers=2, progress=False)
+    for modality in ("image", "spectrum"):
+        ids_a, vec_a = stored(a, modality)
+        ids_b, vec_b = stored(b, modality)
+        np.testing.assert_array_equal(ids_a, ids_b)
+        np.testing.assert_allclose(vec_a, vec_b, atol=1e-5)
+
+
+def test_interrupted_run_resumes_where_it_stopped(tiny_model, galaxy_folder, tmp_path, monkeypatch):
+    root, _ = galaxy_folder
+    reference = embed_to_store(tiny_model, source(root), tmp_path / "ref", batch_size=50, progress=False)
+    calls = {"n": 0}
+    original = type(tiny_model).embed
+
+    def flaky(self, batch, modalities=None):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, batch, modalities)
+
+    monkeypatch.setattr(type(tiny_model), "embed", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_store(tiny_model, source(root), tmp_path / "run", batch_size=50, progress=False)
+    with EmbeddingStore.open(tmp_path / "run") as store:
+        assert store.count("image") == 200  # four batches committed
+    monkeypatch.setattr(type(tiny_model), "embed", original)
+    seen = []
+    monkeypatch.setattr(type(tiny_model), "embed",
+                        lambda self, batch, m=None: seen.append(len(batch)) or original(self, batch, m))
+    embed_to_store(tiny_model, source(root), tmp_path / "run", batch_size=50, progress=False)
+    assert sum(seen) == 400, "the resumed run embeds only what was left"
+    for modality in ("image", "spectrum"):
+        ids_ref, vec_ref = stored(reference, modality)
+        ids_run, vec_run = stored(tmp_path / "run", modality)
+        np.testing.assert_array_equal(ids_ref, ids_run)
+        np.testing.assert_allclose(vec_ref, vec_run, atol=1e-6)
+    assert '"finished": true' in (tmp_path / "run" / STATE_FILE).read_text()
+
+
+def test_arrays_embed_like_samples(tiny_model):
+    rng = np.random.default_rng(0)
+    flux = rng.normal(size=(3, 64)).astype(np.float32)
+    arrays = {"spectrum": {"flux": flux, "ivar": np.ones_like(flux), "lambda": np.tile(np.linspace(3600, 9800, 64),
+                                                                                        (3, 1)).astype(np.float32),
+                           "mask": np.zeros((3, 64), bool)}}
+    samples = samples_from_arrays(arrays, ["a", "b", "c"])
+    vectors = tiny_model.embed(samples)["spectrum"]
+    assert vectors.shape == (3, 16)
+    np.testing.assert_allclose(vectors[1].numpy(), tiny_model.embed([samples[1]])["spectrum"][0].numpy(), atol=1e-5)

@@ -1,0 +1,120 @@
+"""Contrastive objective: reference values, per-object exclusion of missing modalities, SigLIP, temperature."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from astrofm.errors import ConfigError
+from astrofm.objectives import ContrastiveObjective, create_objective
+from tests.modalities.factories import raw_samples, tiny_model
+
+
+def _reference_clip(za: torch.Tensor, zb: torch.Tensor, scale: float) -> torch.Tensor:
+    logits = scale * za @ zb.T
+    target = torch.arange(len(za))
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def test_clip_loss_equals_the_textbook_formula() -> None:
+    model = tiny_model(("image", "spectrum"))
+    batch = model.preprocess(raw_samples(6, modalities=("image", "spectrum")))
+    objective = create_objective("contrastive", model, temperature=0.1)
+    out = objective(model, batch)
+    z = model(batch)
+    expected = _reference_clip(z["image"].z, z["spectrum"].z, 10.0)
+    torch.testing.assert_close(out.loss, expected, atol=1e-5, rtol=1e-5)
+    assert out.metrics["pairs/image-spectrum"] == 6
+
+
+def test_missing_modality_is_excluded_per_object_with_correct_gradients() -> None:
+    model = tiny_model(("image", "spectrum", "lightcurve"))
+    samples = raw_samples(8, modalities=("image", "spectrum", "lightcurve"))
+    for i in (1, 4, 6):
+        del samples[i]["spectrum"]
+    del samples[2]["lightcurve"]
+    objective = create_objective("contrastive", model)
+    out = objective(model, model.preprocess(samples))
+    assert torch.isfinite(out.loss)
+    assert out.metrics["pairs/image-spectrum"] == 5 and out.metrics["pairs/spectrum-lightcurve"] == 4
+    # the same loss, pair by pair, on the objects that have both modalities, with a textbook formula
+    scale = objective.logit_scale(("image", "spectrum"))
+    expected = []
+    for a, b in objective.pairs:
+        both = [s for s in samples if a in s and b in s]
+        z = model(model.preprocess(both), [a, b])
+        expected.append(_reference_clip(z[a].z, z[b].z, float(scale)))
+    torch.testing.assert_close(out.loss, torch.stack(expected).mean(), atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(out.loss, list(model.parameters()), allow_unused=True)
+    reference = torch.autograd.grad(torch.stack(expected).mean(), list(model.parameters()), allow_unused=True)
+    for g, r in zip(grads, reference):
+        if r is not None:
+            torch.testing.assert_close(g, r, atol=1e-6, rtol=1e-4)
+    assert all(torch.isfinite(g).all() for g in grads if g is not None)
+
+
+def test_a_modality_absent_from_the_whole_batch() -> None:
+    model = tiny_model(("image", "spectrum", "lightcurve"))
+    samples = raw_samples(5, modalities=("image", "spectrum"))
+    out = create_objective("contrastive", model)(model, model.preprocess(samples))
+    assert torch.isfinite(out.loss) and out.metrics["pairs/image-lightcurve"] == 0
+    pair_only = create_objective("contrastive", model, pairs=[["image", "spectrum"]])(model, model.preprocess(samples))
+    torch.testing.assert_close(out.loss, pair_only.loss)  # pairs without objects do not dilute the loss
+
+
+def test_siglip_equals_the_sigmoid_formula() -> None:
+    model = tiny_model(("image", "spectrum"))
+    batch = model.preprocess(raw_samples(5, modalities=("image", "spectrum")))
+    objective = create_objective("contrastive", model, loss="siglip", temperature=0.1, siglip_bias=-2.0)
+    out = objective(model, batch)
+    z = model(batch)
+    logits = 10.0 * z["image"].z @ z["spectrum"].z.T - 2.0
+    labels = 2 * torch.eye(5) - 1
+    expected = -F.logsigmoid(labels * logits).sum() / 5
+    torch.testing.assert_close(out.loss, expected, atol=1e-5, rtol=1e-5)
+    out.loss.backward()
+    assert objective.bias["image__spectrum"].grad is not None
+
+
+def test_temperature_is_learned_and_clamped() -> None:
+    model = tiny_model(("image", "spectrum"))
+    objective = create_objective("contrastive", model, temperature=0.07, max_logit_scale=50.0)
+    batch = model.preprocess(raw_samples(4, modalities=("image", "spectrum")))
+    objective(model, batch).loss.backward()
+    assert objective.log_scale["image__spectrum"].grad is not None  # the loss uses the temperature
+    with torch.no_grad():
+        objective.log_scale["image__spectrum"].fill_(10.0)
+    assert math.isclose(float(objective.logit_scale(("image", "spectrum"))), 50.0, rel_tol=1e-5)
+    fixed = ContrastiveObjective(["image", "spectrum"], learn_temperature=False, per_pair_temperature=False)
+    assert not any(p.requires_grad for p in fixed.parameters())
+    with pytest.raises(ConfigError):
+        ContrastiveObjective(["image"])
+
+
+def test_masked_views_add_a_self_supervised_pair() -> None:
+    from astrofm.objectives.contrastive import masked_views
+
+    model = tiny_model(("image", "spectrum"))
+    batch = model.preprocess(raw_samples(6, modalities=("image", "spectrum"), lengths=[64] * 6))
+    torch.manual_seed(0)
+    view, rest = masked_views(batch["spectrum"], 0.5, 8, hide=["log_norm"])
+    hidden = batch["spectrum"].mask & ~view.mask
+    assert torch.equal(rest.mask, hidden) and not bool((view.mask & rest.mask).any())
+    assert not bool(view.data["log_norm"].any()) and bool(batch["spectrum"].data["log_norm"].any())
+    assert 0.25 < hidden.float().mean() < 0.75
+    blocks = hidden.reshape(6, 8, 8)
+    assert bool(((blocks.all(dim=-1)) | (~blocks).all(dim=-1)).all())  # whole blocks are masked
+    objective = create_objective("contrastive", model, views={"spectrum": {"fraction": 0.5, "block": 8}})
+    assert objective.pairs == [("image", "spectrum"), ("spectrum", "spectrum~view")]
+    out = objective(model, batch)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.metrics["pairs/spectrum-spectrum~view"] == 6
+    assert objective.log_scale["spectrum__spectrum~view"].grad is not None
+    halves = create_objective("contrastive", model, views={"spectrum": {"complement": True, "block": 8}})
+    assert halves.pairs[-1] == ("spectrum~view", "spectrum~rest")
+    assert torch.isfinite(halves(model, batch).loss)
+    with pytest.raises(ConfigError, match="invalid view"):
+        create_objective("contrastive", model, views={"spectrum": {"fraction": 1.5}})

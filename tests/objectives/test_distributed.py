@@ -1,0 +1,87 @@
+"""A 2-process CPU DDP run (gloo) gives the loss and gradients of one process on the combined batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from astrofm.data.batch import collate
+from astrofm.objectives import create_objective
+from tests.modalities.factories import raw_samples, tiny_model
+
+MODALITIES = ("image", "spectrum", "lightcurve")
+#: Rank 0 gets 5 objects, rank 1 gets 7 (unequal local batches); rank 1 has no light curve at all.
+SPLIT = 5
+
+
+def _samples() -> list[dict]:
+    samples = raw_samples(12, modalities=MODALITIES, seed=4)
+    for i in (1, 3, 8):
+        del samples[i]["spectrum"]
+    for i in range(SPLIT, 12):
+        del samples[i]["lightcurve"]
+    return samples
+
+
+class _Step(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = tiny_model(MODALITIES)
+        self.objective = create_objective("contrastive", self.model)
+
+    def forward(self, batch):  # type: ignore[no-untyped-def]
+        return self.objective(self.model, batch).loss
+
+
+def _grads(step: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+            for n, p in step.named_parameters()}
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        step = _Step()
+        ddp = nn.parallel.DistributedDataParallel(step, find_unused_parameters=True)
+        samples = _samples()
+        local = samples[:SPLIT] if rank == 0 else samples[SPLIT:]
+        batch = collate([step.model.transform(s) for s in local])
+        loss = ddp(batch)
+        loss.backward()
+        mean_loss = loss.detach().clone()
+        dist.all_reduce(mean_loss)
+        if rank == 0:
+            save_file({"loss": (mean_loss / 2).reshape(1), **{f"grad.{k}": v for k, v in _grads(step).items()}}, out)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_loss_and_gradients_equal_single_process(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "ddp.safetensors")
+    mp.spawn(_worker, args=(port, out), nprocs=2, join=True)
+    ddp = load_file(out)
+
+    step = _Step()
+    batch = collate([step.model.transform(s) for s in _samples()])
+    loss = step(batch)
+    loss.backward()
+    torch.testing.assert_close(ddp["loss"][0], loss.detach(), atol=1e-6, rtol=1e-5)
+    grads = _grads(step)
+    assert any(g.abs().sum() > 0 for g in grads.values())
+    for name, g in grads.items():
+        torch.testing.assert_close(ddp[f"grad.{name}"], g, atol=1e-6, rtol=1e-4, msg=name)

@@ -1,0 +1,62 @@
+"""The model object: JSON config round trip, safetensors weights, fitted transforms inside."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from astrofm import AstroFM
+from astrofm.errors import ConfigError
+from astrofm.model import AstroFMConfig
+from astrofm.training import load_model, save_model
+from astrofm.training.export import model_state
+from tests.modalities.factories import raw_samples, tiny_config, tiny_model
+
+
+def test_config_round_trips_through_json_and_rebuilds_the_architecture(tmp_path: Path) -> None:
+    config = tiny_config()
+    config["modalities"]["tabular"]["transforms"] = [{"type": "Standardize"}]  # to be fitted
+    model = AstroFM.from_config(config)
+    assert model.needs_fit
+    with pytest.raises(ConfigError, match="not fitted"):
+        model.preprocess(raw_samples(2))
+    train = raw_samples(50, seed=1)
+    model.fit_transforms(train)
+    assert not model.needs_fit
+    stats = model.config.modalities["tabular"].transforms[0]
+    expected = np.nanmean(np.stack([s["tabular"]["values"] for s in train]), axis=0)
+    np.testing.assert_allclose(stats["mean"], expected, rtol=1e-5)
+    text = model.config.to_json()
+    assert AstroFMConfig.from_json(text).to_dict() == json.loads(text)
+
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    samples = raw_samples(5, seed=2)
+    model.eval()
+    for m, z in model.embed(samples).items():
+        torch.testing.assert_close(loaded.embed(samples)[m], z, equal_nan=True)
+    assert set(model_state(tmp_path / "m")) == set(model.state_dict())
+
+
+def test_embed_marks_absent_objects_with_nan_and_takes_raw_samples() -> None:
+    model = tiny_model(("image", "spectrum"))
+    samples = raw_samples(4, modalities=("image", "spectrum"))
+    del samples[2]["spectrum"]
+    z = model.embed(samples)
+    assert torch.isnan(z["spectrum"][2]).all() and torch.isfinite(z["spectrum"][[0, 1, 3]]).all()
+    torch.testing.assert_close(z["image"].norm(dim=-1), torch.ones(4))
+    only_images = model.embed([{k: v for k, v in s.items() if k != "spectrum"} for s in samples])
+    assert torch.isnan(only_images["spectrum"]).all()
+
+
+def test_bad_configs_are_reported() -> None:
+    with pytest.raises(ConfigError, match="at least one modality"):
+        AstroFMConfig.from_dict({"modalities": {}})
+    with pytest.raises(ConfigError, match="unknown option"):
+        AstroFMConfig.from_dict({"modalities": {"image": {"encoder": "image_vit", "extra": 1}}})
+    with pytest.raises(ConfigError, match="unknown model option"):
+        AstroFMConfig.from_dict({"modalities": {"image": {"encoder": "image_vit"}}, "embed_dims": 3})

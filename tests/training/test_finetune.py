@@ -1,0 +1,70 @@
+"""Fine-tuning: an encoder plus a head trained on labels, from scratch or from pretrained weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from astrofm.errors import ConfigError
+from astrofm.training import AstroFMDataModule, FineTuneModule, PretrainModule, save_model
+from astrofm.training.finetune import encode_labels
+from tests.modalities.factories import tiny_config
+
+
+def test_labels_are_encoded_without_a_python_loop_over_classes() -> None:
+    labels, valid = encode_labels(["RRAB", "EW", None, "XX", "EW"], ["EW", "RRAB", "M"], torch.device("cpu"))
+    assert labels.tolist()[:2] == [1, 0] and labels[4] == 0
+    assert valid.tolist() == [True, True, False, False, True]
+    values, valid = encode_labels(torch.tensor([0.5, float("nan")], dtype=torch.float64), None, torch.device("cpu"))
+    assert valid.tolist() == [True, False] and values.dtype == torch.float32
+
+
+def _data(root: Path) -> AstroFMDataModule:
+    return AstroFMDataModule(str(root), [{"datasets": {"gal": {"path": "gal", "target_columns": ["CLASS", "Z"]}}}],
+                             split=None, batch_size=32, block_size=64, buffer_size=128)
+
+
+def _trainer(steps: int) -> L.Trainer:
+    return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1)
+
+
+@pytest.mark.slow
+def test_finetune_from_pretrained_and_from_scratch(synthetic_root: Path, tmp_path: Path) -> None:
+    config = tiny_config(("image", "spectrum"))
+    L.seed_everything(0)
+    pretrain = PretrainModule(config, optimizer={"warmup_steps": 1})
+    _trainer(3).fit(pretrain, datamodule=_data(synthetic_root))
+    save_model(pretrain.model, tmp_path / "pretrained")
+
+    L.seed_everything(1)
+    tuned = FineTuneModule(config, ["spectrum"], "CLASS", classes=["A", "B"], init_from=str(tmp_path / "pretrained"),
+                           optimizer={"warmup_steps": 1, "lr": 3e-3})
+    for name, p in tuned.model.state_dict().items():  # the pretrained weights were loaded
+        torch.testing.assert_close(p, pretrain.model.state_dict()[name])
+    data = _data(synthetic_root)
+    _trainer(4).fit(tuned, datamodule=data)
+    batch = next(iter(data.val_dataloader()))
+    predicted, valid = tuned.predict_batch(batch)
+    assert valid.all() and set(predicted.tolist()) <= {0, 1}
+
+    scratch = FineTuneModule(config, ["image", "spectrum"], "Z", task="regression", target_mean=0.5, target_std=0.3,
+                             freeze=True, head_hidden=[])
+    frozen = {k: v.clone() for k, v in scratch.model.state_dict().items()}
+    _trainer(3).fit(scratch, datamodule=_data(synthetic_root))
+    for name, p in scratch.model.state_dict().items():  # frozen encoders: a probe on fixed features
+        torch.testing.assert_close(p, frozen[name])
+    values, _ = scratch.predict_batch(batch)
+    assert values.shape == (len(batch),) and np.isfinite(values.detach().numpy()).all()
+
+
+def test_finetune_options_are_checked() -> None:
+    config = tiny_config(("image",))
+    with pytest.raises(ConfigError, match="classes"):
+        FineTuneModule(config, ["image"], "CLASS")
+    with pytest.raises(ConfigError, match="not in the model"):
+        FineTuneModule(config, ["spectrum"], "Z", task="regression")

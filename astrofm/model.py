@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -134,6 +136,33 @@ class Preprocessing:
             self.config.modalities[name].transforms = pipeline.to_list()
         self._transform = transform
         return self
+
+    # -- weights in and out (astrofm.hub.pretrained: safetensors + JSON, never pickle) -------------------
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str], *, revision: str | None = None,
+                        device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Any:
+        """A ready model (eval mode, on ``device``/``dtype``) from a folder, a registry name such as
+        ``"astrofm-sim-small"``, an https URL (folder manifest or archive) or a Hugging Face repo id."""
+        from astrofm.hub.pretrained import load_pretrained
+
+        model = load_pretrained(source, revision=revision, device=device, dtype=dtype)
+        if not isinstance(model, cls):
+            raise ConfigError(f"{source} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    def save_pretrained(self, folder: str | os.PathLike[str], *, card: Any = None) -> Path:
+        """Write ``config.json``, ``model.safetensors``, a model card and a checksum manifest to ``folder``."""
+        from astrofm.hub.pretrained import save_pretrained
+
+        return save_pretrained(self, folder, card=card)  # type: ignore[arg-type]
+
+    def push_to_hub(self, repo_id: str, *, card: Any = None, private: bool = False, token: str | None = None,
+                    commit_message: str = "Upload astrofm model") -> str:
+        """Save the model and upload it to a Hugging Face hub repo (created if needed); returns the commit URL."""
+        from astrofm.hub.pretrained import push_to_hub
+
+        return push_to_hub(self, repo_id, card=card, private=private, token=token,  # type: ignore[arg-type]
+                           commit_message=commit_message)
 
     def preprocess(self, samples: Sequence[Sample], rng: np.random.Generator | None = None) -> Batch:
         """Raw samples -> transformed, collated ``Batch`` (``rng`` enables random augmentations)."""

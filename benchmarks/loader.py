@@ -25,11 +25,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import psutil
 
 from astrofm.data.dataset import MMUDataset
 from astrofm.data.shard import write_shard
 from astrofm.data.streaming import StreamingDataset, StreamingLoader
+from benchmarks.memory import RSSTracker, in_fresh_process
 from benchmarks.results import record
 
 log = logging.getLogger("benchmarks.loader")
@@ -137,34 +137,18 @@ def datasets_generator_rate(dataset: MMUDataset, limit: int = 400) -> float:
 
 def rss_growth(path: str, buffer_size: int) -> tuple[float, float]:
     """(growth after warm-up, growth from start) in MB of RSS over one streamed epoch, in a fresh process."""
-    import json
-    import subprocess
-    import sys
-
-    code = (f"import json; from benchmarks.loader import _rss_growth; "
-            f"print(json.dumps(_rss_growth({path!r}, {buffer_size})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    growth, total = json.loads(out.stdout.strip().splitlines()[-1])
+    growth, total = in_fresh_process("benchmarks.loader:_rss_growth", path, buffer_size)
     return growth, total
 
 
 def _rss_growth(path: str, buffer_size: int) -> tuple[float, float]:
-    process = psutil.Process()
-    dataset = MMUDataset(path)
-    stream = StreamingDataset(dataset, batch_size=32, buffer_size=buffer_size, block_size=128, seed=0)
-    start_rss = process.memory_info().rss
-    warm_rss = None
-    peak = start_rss
+    rss = RSSTracker()
+    stream = StreamingDataset(MMUDataset(path), batch_size=32, buffer_size=buffer_size, block_size=128, seed=0)
     seen = 0
     for batch in StreamingLoader(stream, num_workers=0):
         seen += len(batch)
-        rss = process.memory_info().rss
-        if warm_rss is None and seen >= 2 * buffer_size:
-            warm_rss = rss
-        peak = max(peak, rss)
-    assert warm_rss is not None
-    return (peak - warm_rss) / 2**20, (peak - start_rss) / 2**20
+        rss.sample(warmed_up=seen >= 2 * buffer_size)
+    return rss.growth_mb()
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "inspect",
     "crossmatch",
     "fit",
+    "export",
     "embed",
     "models",
     "download",

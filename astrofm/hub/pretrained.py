@@ -29,9 +29,11 @@ import torch
 from astrofm._version import __version__
 from astrofm.errors import ConfigError, DataFormatError
 from astrofm.hub.cache import sha256_of
+from astrofm.hub.registry import find_entry
 from astrofm.hub.resolve import MANIFEST, resolve_pretrained
 
 if TYPE_CHECKING:
+    from astrofm.ar import ARModel
     from astrofm.model import AstroFM
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class ModelCard:
     license: str = "MIT"
     command: str = ""
 
-    def to_markdown(self, model: AstroFM) -> str:
+    def to_markdown(self, model: AstroFM | ARModel) -> str:
         lines = [
             "---", f"license: {self.license.lower()}", "library_name: astrofm", "tags: [astronomy, astrofm]", "---",
             "", f"# {self.name}", "", self.description or "An astrofm multimodal embedding model.", "",
@@ -73,13 +75,14 @@ class ModelCard:
         if self.metrics:
             lines.insert(len(lines) - len(self.metrics), "| metric | value |")
             lines.insert(len(lines) - len(self.metrics), "|---|---|")
-        lines += ["", "## Use", "", "```python", "from astrofm import AstroFM",
-                  f'model = AstroFM.from_pretrained("{self.name}")', "vectors = model.embed(samples)", "```",
+        kind = type(model).__name__
+        lines += ["", "## Use", "", "```python", f"from {type(model).__module__} import {kind}",
+                  f'model = {kind}.from_pretrained("{self.name}")', "vectors = model.embed(samples)", "```",
                   "", "## License", "", self.license, ""]
         return "\n".join(lines)
 
 
-def save_pretrained(model: AstroFM, folder: str | Path, *, card: ModelCard | None = None) -> Path:
+def save_pretrained(model: AstroFM | ARModel, folder: str | Path, *, card: ModelCard | None = None) -> Path:
     """Write ``model`` to ``folder`` (replaced atomically if it exists)."""
     from safetensors.torch import save_file
 
@@ -129,16 +132,27 @@ def read_config(folder: Path) -> Mapping[str, Any]:
 
 
 def load_pretrained(source: str | Path, *, revision: str | None = None, device: str | torch.device = "cpu",
-                    dtype: torch.dtype | None = None) -> AstroFM:
-    """Load a model from a folder, registry name, URL or hub id; in eval mode on ``device``/``dtype``."""
+                    dtype: torch.dtype | None = None) -> Any:
+    """Load a model (an ``AstroFM``, or an ``ARModel`` for an autoregressive config) from a folder,
+    registry name, URL or hub id; in eval mode on ``device``/``dtype``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from astrofm.model import AstroFM
+    from astrofm.model import model_from_config
 
+    entry = find_entry(str(source))
     folder = resolve_pretrained(source, revision=revision)
+    if entry is not None and entry.format == "astropt":  # a peer's checkpoint, converted on load
+        from astrofm.hub.astropt import load_astropt
+
+        model = load_astropt(folder / next(iter(entry.files)))
+        return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device=device)
     config = read_config(folder)
-    model = AstroFM.from_config(config["model"])
+    try:
+        model = model_from_config(config["model"])
+    except (ConfigError, TypeError, KeyError, ValueError) as error:
+        raise DataFormatError(folder / CONFIG, "the model config cannot be built by this astrofm",
+                              field="model", found=str(error)) from error
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as error:
@@ -151,6 +165,23 @@ def load_pretrained(source: str | Path, *, revision: str | None = None, device: 
     model.load_state_dict(state)
     model.eval()
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device=device)
+
+
+def push_to_hub(model: AstroFM | ARModel, repo_id: str, *, card: ModelCard | None = None, private: bool = False,
+                token: str | None = None, commit_message: str = "Upload astrofm model") -> str:
+    """Save ``model`` and upload the folder to the Hugging Face hub repo ``repo_id`` (created if needed).
+
+    Honours ``HF_ENDPOINT`` and the usual ``huggingface_hub`` login; returns the commit URL.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="astrofm-push-") as tmp:
+        folder = save_pretrained(model, Path(tmp) / repo_id.rsplit("/", 1)[-1],
+                                 card=card or ModelCard(name=repo_id))
+        info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
 
 
 def model_identity(folder: str | Path) -> tuple[str, str]:

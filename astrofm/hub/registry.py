@@ -30,7 +30,8 @@ class RegistryEntry:
     modalities: list[str]
     source: dict[str, str]
     files: dict[str, str]  # file name -> SHA-256
-    format: str = "astrofm"  # "astrofm" (config.json + model.safetensors) or a converter's name
+    #: "astrofm" (config.json + model.safetensors), or "astropt" (one AstroPT ckpt.pt, converted on load)
+    format: str = "astrofm"
     size_mb: float = 0.0
     parameters: int = 0
     data: str = ""
@@ -52,6 +53,11 @@ def _load() -> dict[str, RegistryEntry]:
 def list_pretrained() -> list[RegistryEntry]:
     """Every model in astrofm's registry."""
     return list(_load().values())
+
+
+def find_entry(name: str) -> RegistryEntry | None:
+    """The registry entry of ``name``, or None if the registry has no such model."""
+    return _load().get(name)
 
 
 def get_entry(name: str) -> RegistryEntry:

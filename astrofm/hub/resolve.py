@@ -24,7 +24,7 @@ from pathlib import Path
 from astrofm.errors import ConfigError
 from astrofm.hub.cache import is_offline, models_dir, sha256_of, url_dir
 from astrofm.hub.download import ChecksumError, DownloadError, OfflineError, download
-from astrofm.hub.registry import RegistryEntry, get_entry
+from astrofm.hub.registry import RegistryEntry, find_entry
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,13 @@ def _check_members(names: list[str], url: str) -> None:
             raise DownloadError(f"{url}: archive member {name!r} escapes the target folder; refused")
 
 
-def _from_hub(repo_id: str, revision: str | None) -> Path:
+def _from_hub(repo_id: str, revision: str | None, patterns: list[str] | None = None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         return Path(snapshot_download(repo_id, revision=revision, local_files_only=is_offline(),
-                                      allow_patterns=["*.json", "*.safetensors", "*.md"]))
+                                      allow_patterns=patterns or ["*.json", "*.safetensors", "*.md"]))
     except LocalEntryNotFoundError as error:
         if is_offline():
             raise OfflineError(f"hub model {repo_id}@{revision or 'main'} is not in the cache and offline mode is "
@@ -111,7 +111,9 @@ def _from_entry(entry: RegistryEntry) -> Path:
     if "package" in source:
         folder = Path(str(resources.files("astrofm.hub").joinpath("weights", source["package"])))
     elif "hub" in source:
-        folder = _from_hub(source["hub"], source.get("revision"))
+        # an astrofm folder on the hub, or only the listed files of a peer's repo (e.g. one AstroPT ckpt.pt)
+        patterns = list(entry.files) if entry.format != "astrofm" else None
+        folder = _from_hub(source["hub"], source.get("revision"), patterns)
     elif "url" in source:
         url = source["url"]
         target = models_dir() / entry.name
@@ -142,10 +144,7 @@ def resolve_pretrained(source: str | Path, *, revision: str | None = None) -> Pa
         folder = _fetch_folder(url, None, target)
         verify_files(folder, json.loads((folder / MANIFEST).read_text())["files"])
         return folder
-    try:
-        entry = get_entry(text)
-    except ConfigError:
-        entry = None
+    entry = find_entry(text)
     if entry is not None:
         return _from_entry(entry)
     if text.count("/") == 1 and not path.exists():

@@ -1,8 +1,8 @@
 """Training: LightningModules that wrap ``AstroFM``, the data module, callbacks and the LightningCLI."""
 
-from astrofm.training.callbacks import StreamResume
+from astrofm.training.callbacks import ExportPretrained, StreamResume
 from astrofm.training.data import AstroFMDataModule, DatasetSpec, EpochLoader, SourceSpec
-from astrofm.training.export import load_model, load_weights, save_model
+from astrofm.training.export import export_checkpoint, load_weights
 from astrofm.training.finetune import FineTuneModule
 from astrofm.training.module import ModelModule, PretrainModule
 from astrofm.training.optim import OptimizerConfig
@@ -13,6 +13,7 @@ __all__ = [
     "ConcatSource",
     "DatasetSpec",
     "EpochLoader",
+    "ExportPretrained",
     "FineTuneModule",
     "ModelModule",
     "OptimizerConfig",
@@ -20,8 +21,7 @@ __all__ = [
     "SourceSpec",
     "StreamResume",
     "SubsetSource",
+    "export_checkpoint",
     "hash_split",
-    "load_model",
     "load_weights",
-    "save_model",
 ]

@@ -1,4 +1,4 @@
-"""Callbacks: exact mid-epoch resume of streaming loaders.
+"""Callbacks: exact mid-epoch resume of streaming loaders; export of the trained model.
 
 Lightning fetches one batch ahead, so when a checkpoint is written the train
 loader has already delivered a batch that was not trained on, and its own
@@ -9,9 +9,11 @@ writes that into the checkpoint instead.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 
 from astrofm.data.batch import Batch
 from astrofm.data.streaming import StreamingLoader
@@ -60,3 +62,23 @@ def _stream_loader(trainer: L.Trainer) -> StreamingLoader | None:
     loaders = getattr(trainer.fit_loop, "_combined_loader", None)
     flat = loaders.flattened if loaders is not None else []
     return flat[0] if len(flat) == 1 and isinstance(flat[0], StreamingLoader) else None
+
+
+class ExportPretrained(L.Callback):
+    """Save the trained model as a pretrained folder (``save_pretrained``) when fitting ends.
+
+    With it in a config, one ``astrofm fit --config ...`` both trains and publishes a model.
+    ``card`` holds :class:`astrofm.hub.pretrained.ModelCard` fields (name, description, training_data,
+    objective, metrics, license, command).
+    """
+
+    def __init__(self, folder: str, card: dict[str, Any] | None = None) -> None:
+        self.folder = Path(folder)
+        self.card = dict(card or {})
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from astrofm.hub.pretrained import ModelCard, save_pretrained
+
+        card = ModelCard(**{"name": self.folder.name, **self.card})
+        save_pretrained(pl_module.model, self.folder, card=card)  # type: ignore[arg-type]

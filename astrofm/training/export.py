@@ -1,9 +1,9 @@
-"""Model weights in and out of training: safetensors + config.json, and Lightning checkpoints.
+"""Model weights out of training: Lightning checkpoints to pretrained folders, and weight initialization.
 
-``save_model`` writes ``config.json`` (the ``AstroFMConfig``, fitted
-transforms included) and ``model.safetensors`` into a folder; ``load_model``
-reads them back. ``load_weights`` initializes a model from either a
-safetensors file or a Lightning checkpoint (read with ``weights_only=True``).
+``export_checkpoint`` turns a training checkpoint into the folder format of
+``astrofm.hub.pretrained`` (``astrofm export``); ``load_weights`` initializes a
+model from a safetensors file, a pretrained folder or a Lightning checkpoint
+(read with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,7 @@ import torch
 from torch import nn
 
 from astrofm.errors import ConfigError, DataFormatError
-from astrofm.model import AstroFM, AstroFMConfig
-from astrofm.utils.atomic import atomic_path, atomic_write_text
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from astrofm.hub.pretrained import WEIGHTS, ModelCard, save_pretrained
 
 
 def model_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -27,7 +23,7 @@ def model_state(path: str | Path) -> dict[str, torch.Tensor]:
 
     path = Path(path)
     if path.is_dir():
-        path = path / WEIGHTS_NAME
+        path = path / WEIGHTS
     if not path.exists():
         raise ConfigError(f"no weights at {path}")
     if path.suffix == ".safetensors":
@@ -47,25 +43,27 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
                               found=f"unexpected {unexpected[:5]}")
 
 
-def save_model(model: AstroFM, directory: str | Path) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` (atomically) into ``directory``."""
-    from safetensors.torch import save_file
+def export_checkpoint(checkpoint: str | Path, folder: str | Path, *, card: ModelCard | None = None) -> Path:
+    """Turn a Lightning checkpoint of a ``PretrainModule`` into a pretrained-model folder (no pickle).
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp))
-    atomic_write_text(directory / CONFIG_NAME, model.config.to_json())
-    return directory
+    The checkpoint is read with ``weights_only=True``; its ``astrofm`` entry holds the model config with
+    the fitted transforms, its ``state_dict`` the weights.
+    """
+    from astrofm.model import model_from_config
+    from astrofm.training.module import CHECKPOINT_KEY
 
-
-def load_model(directory: str | Path) -> AstroFM:
-    """An ``AstroFM`` from a folder written by :func:`save_model`."""
-    directory = Path(directory)
-    config_path = directory / CONFIG_NAME
-    if not config_path.exists():
-        raise ConfigError(f"no {CONFIG_NAME} in {directory}")
-    model = AstroFM.from_config(AstroFMConfig.from_json(config_path.read_text()))
-    load_weights(model, directory / WEIGHTS_NAME)
-    return model
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise ConfigError(f"no checkpoint at {checkpoint}")
+    try:
+        content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError for bad files
+        raise DataFormatError(checkpoint, "not a readable Lightning checkpoint (read with weights_only=True)",
+                              found=str(error).splitlines()[0]) from error
+    extra = content.get(CHECKPOINT_KEY) if isinstance(content, dict) else None
+    if not isinstance(extra, dict) or "config" not in extra:
+        raise DataFormatError(checkpoint, "not a checkpoint of an astrofm training module",
+                              field=CHECKPOINT_KEY, expected="the model config saved by astrofm fit")
+    model = model_from_config(extra["config"])
+    load_weights(model, checkpoint)
+    return save_pretrained(model, folder, card=card)

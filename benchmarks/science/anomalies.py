@@ -25,7 +25,7 @@ import numpy as np
 from astrofm.downstream.active import ActiveLearner, simulate_oracle
 from astrofm.downstream.anomaly import AnomalyDetector
 from astrofm.downstream.metrics import precision_at_k
-from astrofm.training import load_model
+from astrofm.hub.pretrained import load_pretrained
 from benchmarks.science import common as C
 from benchmarks.science.galaxies import eval_config
 
@@ -63,7 +63,7 @@ def anomaly_truth(population: str, id_column: str) -> dict[str, bool]:
 def population_scores(name: str, spec: dict[str, Any], method: str, seed: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Test ids, features, common-scale anomaly scores and truth of one population."""
-    model = load_model(spec["model"])
+    model = load_pretrained(spec["model"])
     config = C.load_config(spec["config"])
     data = C.data_module(eval_config(config) if name == "galaxies" else {**config, "data": {
         **config["data"], "cache": False, "labels": []}})

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from astrofm.downstream.probes import KNNProbe
+from astrofm.hub.pretrained import load_pretrained
 from astrofm.model import AstroFM
-from astrofm.training import FineTuneModule, PretrainModule, load_model, save_model
+from astrofm.training import FineTuneModule, PretrainModule
 from benchmarks.science import common as C
 
 log = logging.getLogger("benchmarks.science.galaxies")
@@ -144,9 +145,9 @@ def main() -> None:
         module = PretrainModule(**config["model"]["init_args"])
         train_info = C.fit(module, data, name="galaxy-clip", max_steps=config["trainer"]["max_steps"],
                            max_minutes=args.minutes, seed=args.seed)
-        save_model(module.model, model_dir)
+        module.model.save_pretrained(model_dir)
         del data, module
-    model = load_model(model_dir)
+    model = load_pretrained(model_dir)
     train_wall = time.perf_counter() - start
 
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from astrofm.training import FineTuneModule, PretrainModule, load_model, save_model
+from astrofm.hub.pretrained import load_pretrained
+from astrofm.training import FineTuneModule, PretrainModule
 from benchmarks.science import common as C
 
 log = logging.getLogger("benchmarks.science.stars")
@@ -40,7 +41,7 @@ def pretrain(config: dict[str, Any], minutes: float, model_dir: Path) -> dict[st
     data = C.data_module(config)
     module = PretrainModule(**config["model"]["init_args"])
     info = C.fit(module, data, name="star-clip", max_steps=config["trainer"]["max_steps"], max_minutes=minutes)
-    save_model(module.model, model_dir)
+    module.model.save_pretrained(model_dir)
     return info
 
 
@@ -63,7 +64,7 @@ def test_accuracy(module: FineTuneModule, data: Any) -> float:
 def finetune(config: dict[str, Any], model_dir: Path, modalities: list[str], *, pretrained: bool,
              train_ids: np.ndarray, name: str, workdir: Path, max_minutes: float) -> dict[str, Any]:
     """Fine-tune a classifier on ``train_ids``; returns its test accuracy and run info."""
-    architecture = load_model(model_dir).config.to_dict()  # fitted transforms of the pretraining run
+    architecture = load_pretrained(model_dir).config.to_dict()  # fitted transforms of the pretraining run
     manifest = C.subset_manifest(workdir / f"{name}.json", C.data_module(config), train_ids)
     data = C.data_module(config, split=str(manifest), batch_size=64)
     steps = int(np.clip(math.ceil(20 * len(train_ids) / 64), 200, 1500))  # ~20 epochs, same for both inits

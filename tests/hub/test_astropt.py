@@ -118,3 +118,41 @@ def test_a_checkpoint_with_foreign_objects_is_refused_without_running_them(tmp_p
     assert not (tmp_path / "pwned-by-checkpoint").exists()
     good = read_astropt_checkpoint(_save(tmp_path / "good.pt", theirs, args, registry))
     assert [m["name"] for m in good.modalities] == ["images", "spectra"] and good.model_args["n_layer"] == 3
+
+
+def test_the_registry_entry_of_a_peer_checkpoint_downloads_and_converts(tmp_path: Path) -> None:
+    """An external registry entry (format "astropt", one file of a hub repo) on a loopback hub, then offline."""
+    import json
+    import subprocess
+    import sys
+
+    from astrofm.hub.cache import sha256_of
+    from tests.helpers.fakehub import FakeHub
+
+    theirs, args, registry = _astropt(bias=True, tokeniser="aim", spectra_embed_pos=True)
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    checkpoint = _save(repo / "models" / "ckpt.pt", theirs, args, registry)
+    (repo / "models" / "other.pt").write_bytes(b"not listed in the registry: never downloaded")
+    entry = {"name": "peer-gpt", "description": "test", "modalities": ["images"], "source": {"hub": "peer/gpt"},
+             "files": {"models/ckpt.pt": sha256_of(checkpoint)}, "format": "astropt", "external": True}
+    code = ("import json, sys; import astrofm.hub.registry as r; from astrofm.hub.registry import RegistryEntry; "
+            "r._load = lambda: {'peer-gpt': RegistryEntry(**json.loads(sys.argv[1]))}; "
+            "from astrofm.ar import ARModel; m = ARModel.from_pretrained('peer-gpt'); "
+            "print(m.modalities, sum(p.double().sum().item() for p in m.parameters()))")
+    expected = load_astropt(checkpoint)
+    total = sum(p.double().sum().item() for p in expected.parameters())
+    with FakeHub() as hub:
+        hub.add("peer/gpt", repo, kind="models")
+        env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0",
+                   ASTROFM_HOME=str(tmp_path / "astrofm"), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        online = subprocess.run([sys.executable, "-c", code, json.dumps(entry)], env=env, capture_output=True,
+                                text=True, timeout=120)
+    assert online.returncode == 0, online.stderr[-2000:]
+    offline = subprocess.run([sys.executable, "-c", code, json.dumps(entry)], env=dict(env, HF_HUB_OFFLINE="1"),
+                             capture_output=True, text=True, timeout=120)
+    assert offline.returncode == 0, offline.stderr[-2000:]
+    for run in (online, offline):
+        names, value = run.stdout.rsplit(" ", 1)
+        assert names == str(expected.modalities) and float(value) == pytest.approx(total, rel=1e-9)
+    assert not list((tmp_path / "hf").rglob("other.pt"))

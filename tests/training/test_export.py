@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from astrofm import AstroFM
-from astrofm.errors import ConfigError
+from astrofm.errors import ConfigError, DataFormatError
 from astrofm.model import AstroFMConfig
-from astrofm.training import load_model, save_model
+from astrofm.training import export_checkpoint
 from astrofm.training.export import model_state
+from astrofm.training.module import CHECKPOINT_KEY
 from tests.modalities.factories import raw_samples, tiny_config, tiny_model
 
 
@@ -33,8 +34,8 @@ def test_config_round_trips_through_json_and_rebuilds_the_architecture(tmp_path:
     text = model.config.to_json()
     assert AstroFMConfig.from_json(text).to_dict() == json.loads(text)
 
-    save_model(model, tmp_path / "m")
-    loaded = load_model(tmp_path / "m")
+    model.save_pretrained(tmp_path / "m")
+    loaded = AstroFM.from_pretrained(tmp_path / "m")
     samples = raw_samples(5, seed=2)
     model.eval()
     for m, z in model.embed(samples).items():
@@ -60,3 +61,29 @@ def test_bad_configs_are_reported() -> None:
         AstroFMConfig.from_dict({"modalities": {"image": {"encoder": "image_vit", "extra": 1}}})
     with pytest.raises(ConfigError, match="unknown model option"):
         AstroFMConfig.from_dict({"modalities": {"image": {"encoder": "image_vit"}}, "embed_dims": 3})
+
+
+class _Payload:
+    def __reduce__(self) -> tuple:
+        return (print, ("code ran on load",))
+
+
+def test_a_lightning_checkpoint_exports_to_a_pretrained_folder(tmp_path: Path) -> None:
+    model = tiny_model(("image", "tabular"))
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    checkpoint = {"state_dict": state, CHECKPOINT_KEY: {"config": model.config.to_dict()}, "global_step": 3}
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    folder = export_checkpoint(tmp_path / "last.ckpt", tmp_path / "exported")
+    loaded = AstroFM.from_pretrained(folder)
+    samples = raw_samples(6, modalities=("image", "tabular"), seed=3)
+    model.eval()
+    for name, z in model.embed(samples).items():
+        torch.testing.assert_close(loaded.embed(samples)[name], z)
+
+    torch.save({"state_dict": state}, tmp_path / "plain.ckpt")
+    with pytest.raises(DataFormatError, match="not a checkpoint of an astrofm training module"):
+        export_checkpoint(tmp_path / "plain.ckpt", tmp_path / "other")
+    torch.save({"state_dict": state, "extra": _Payload()}, tmp_path / "evil.ckpt")
+    with pytest.raises(DataFormatError, match="weights_only=True"):
+        export_checkpoint(tmp_path / "evil.ckpt", tmp_path / "other")
+    assert not (tmp_path / "other").exists()

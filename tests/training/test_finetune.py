@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from astrofm.errors import ConfigError
-from astrofm.training import AstroFMDataModule, FineTuneModule, PretrainModule, save_model
+from astrofm.training import AstroFMDataModule, FineTuneModule, PretrainModule
 from astrofm.training.finetune import encode_labels
 from tests.modalities.factories import tiny_config
 
@@ -39,7 +39,7 @@ def test_finetune_from_pretrained_and_from_scratch(synthetic_root: Path, tmp_pat
     L.seed_everything(0)
     pretrain = PretrainModule(config, optimizer={"warmup_steps": 1})
     _trainer(3).fit(pretrain, datamodule=_data(synthetic_root))
-    save_model(pretrain.model, tmp_path / "pretrained")
+    pretrain.model.save_pretrained(tmp_path / "pretrained")
 
     L.seed_everything(1)
     tuned = FineTuneModule(config, ["spectrum"], "CLASS", classes=["A", "B"], init_from=str(tmp_path / "pretrained"),

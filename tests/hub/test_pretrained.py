@@ -111,3 +111,34 @@ def test_offline_error_for_missing_url(monkeypatch, tmp_path):
     monkeypatch.setenv("ASTROFM_OFFLINE", "1")
     with pytest.raises(OfflineError, match="offline"):
         resolve_pretrained("https://example.invalid/models/x/")
+
+
+def test_push_to_hub_uploads_a_loadable_folder(model, tmp_path, monkeypatch):
+    """push_to_hub creates the repo and uploads a saved folder through huggingface_hub's HfApi."""
+    import shutil
+
+    import huggingface_hub
+
+    calls = {}
+
+    class RecordingApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            calls["create"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            shutil.copytree(folder_path, tmp_path / "uploaded")
+            calls["upload"] = (repo_id, commit_message)
+            return type("Info", (), {"commit_url": f"https://hub.invalid/{repo_id}/commit/1"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    url = model.push_to_hub("me/my-model", private=True, token="t0k")
+    assert url == "https://hub.invalid/me/my-model/commit/1"
+    assert calls["create"] == ("me/my-model", True, True) and calls["token"] == "t0k"
+    loaded = load_pretrained(tmp_path / "uploaded")
+    samples = make_samples(5, seed=9)
+    for name, z in model.embed(samples).items():
+        torch.testing.assert_close(loaded.embed(samples)[name], z, equal_nan=True)
+    assert model_identity(tmp_path / "uploaded")[0] == "me/my-model"

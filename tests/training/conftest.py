@@ -20,11 +20,3 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def tiny_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ``tiny`` simulated universe (2,000 objects), simulated once per test process."""
-    from astrofm.sim import simulate
-
-    root = tmp_path_factory.mktemp("sim") / "tiny"
-    simulate(root, preset="tiny", seed=0, workers=1, progress=False)
-    return root

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
         kind = "external" if e.external else "astrofm"
         print(f"{e.name:24s} {', '.join(e.modalities):34s} {e.size_mb:6.1f}MB  {e.license:10s} "
               f"{source[0]}: {source[1]} ({kind})")
+        if e.data:
+            print(f"{'':26s}data: {e.data}")
         for metric, value in e.metrics.items():
             print(f"{'':26s}{metric} = {value:.4g}")
         for name, digest in e.files.items():

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -31,6 +29,7 @@ from astrofm.errors import ConfigError, DataFormatError
 from astrofm.hub.cache import sha256_of
 from astrofm.hub.registry import find_entry
 from astrofm.hub.resolve import MANIFEST, resolve_pretrained
+from astrofm.utils.atomic import atomic_dir
 
 if TYPE_CHECKING:
     from astrofm.ar import ARModel
@@ -87,10 +86,8 @@ def save_pretrained(model: AstroFM | ARModel, folder: str | Path, *, card: Model
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     card = card or ModelCard(name=folder.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "astrofm_version": __version__})
         config = {"format_version": FORMAT_VERSION, "astrofm_version": __version__,
@@ -99,15 +96,6 @@ def save_pretrained(model: AstroFM | ARModel, folder: str | Path, *, card: Model
         (tmp / CARD).write_text(card.to_markdown(model))
         files = {name: sha256_of(tmp / name) for name in (CONFIG, WEIGHTS, CARD)}
         (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
-        if folder.exists():
-            backup = folder.with_name(f".{folder.name}.old")
-            os.replace(folder, backup)
-            os.replace(tmp, folder)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from importlib import resources
@@ -25,6 +23,7 @@ from astrofm.errors import ConfigError
 from astrofm.hub.cache import is_offline, models_dir, sha256_of, url_dir
 from astrofm.hub.download import ChecksumError, DownloadError, OfflineError, download
 from astrofm.hub.registry import RegistryEntry, find_entry
+from astrofm.utils.atomic import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,7 @@ def _fetch_archive(url: str, sha256: str | None, into: Path) -> Path:
     marker = into / ".complete"
     if marker.exists() and marker.read_text() == archive_digest:
         return into
-    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=into.parent))
-    try:
+    with atomic_dir(into) as tmp:
         if url.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
                 _check_members([m.filename for m in zf.infolist()], url)
@@ -74,13 +72,11 @@ def _fetch_archive(url: str, sha256: str | None, into: Path) -> Path:
                     raise DownloadError(f"{url}: archive holds links or devices; refused")
                 tf.extractall(tmp, filter="data")
         entries = list(tmp.iterdir())
-        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
-        (root / ".complete").write_text(archive_digest)
-        if into.exists():
-            shutil.rmtree(into)
-        os.replace(root, into)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if len(entries) == 1 and entries[0].is_dir():  # an archive of one folder: its content is the model
+            for item in list(entries[0].iterdir()):
+                os.replace(item, tmp / item.name)
+            entries[0].rmdir()
+        (tmp / ".complete").write_text(archive_digest)
     return into
 
 

@@ -142,3 +142,15 @@ def test_push_to_hub_uploads_a_loadable_folder(model, tmp_path, monkeypatch):
     for name, z in model.embed(samples).items():
         torch.testing.assert_close(loaded.embed(samples)[name], z, equal_nan=True)
     assert model_identity(tmp_path / "uploaded")[0] == "me/my-model"
+
+
+def test_a_saved_folder_is_readable_by_others_and_replaced_whole(model, tmp_path):
+    folder = save_pretrained(model, tmp_path / "m")
+    (folder / "stale.txt").write_text("from an earlier save")
+    save_pretrained(model, folder)
+    assert not (folder / "stale.txt").exists() and not list(tmp_path.glob(".m.*"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask
+    for path in folder.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path.name

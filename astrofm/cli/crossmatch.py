@@ -19,26 +19,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_named_paths(items: list[str]) -> dict[str, Path]:
-    """``name=path`` or ``path`` (named after its folder; the parent is added if names clash)."""
-    from astrofm.errors import ConfigError
-
-    named: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        location = Path(path if sep else item)
-        key = name if sep else location.name
-        if key in named and not sep:
-            key = f"{location.parent.name}-{location.name}"
-        if key in named:
-            raise ConfigError(f"two datasets are named {key!r}: use NAME=PATH")
-        named[key] = location
-    return named
-
-
 def run(args: argparse.Namespace) -> int:
     from astrofm.data.crossmatch import load_or_crossmatch
     from astrofm.data.dataset import MMUDataset
+    from astrofm.data.sources import parse_named_paths
     from astrofm.errors import ConfigError
 
     named = parse_named_paths(args.datasets)

@@ -11,7 +11,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("embed", help="embed MMU data with a pretrained model into an embedding store")
     parser.add_argument("--model", required=True, help="registry name, hub id, URL or folder of a saved model")
     parser.add_argument("--data", required=True, nargs="+", metavar="[NAME=]DIR",
-                        help="one MMU dataset folder, or several to cross-match (outer join, 1 arcsec)")
+                        help="one MMU dataset folder, or several to cross-match (outer join)")
+    parser.add_argument("--radius", type=float, default=1.0, help="cross-match radius [arcsec]")
     parser.add_argument("--out", required=True, type=Path, help="embedding store folder (resumed if it exists)")
     parser.add_argument("--modalities", nargs="+", help="modalities to embed (default: every one of the model)")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -22,28 +23,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from astrofm.cli.crossmatch import parse_named_paths
-    from astrofm.data.crossmatch import CrossMatchDataset
-    from astrofm.data.dataset import MMUDataset
-    from astrofm.data.sources import open_source
+    from astrofm.data.sources import open_sources
     from astrofm.hub.pretrained import load_pretrained, model_identity
     from astrofm.hub.resolve import resolve_pretrained
     from astrofm.inference import embed_to_store
 
     folder = resolve_pretrained(args.model, revision=args.revision)
     model = load_pretrained(folder, device=args.device)
-    named = parse_named_paths(args.data)
     wanted = args.modalities or list(model.modalities)
-    if len(named) == 1:
-        source = open_source(next(iter(named.values())))
-    else:
-        datasets = {}
-        for name, path in named.items():
-            dataset = MMUDataset(path, name=name)
-            keep = [m for m in dataset.modalities if m in wanted]
-            if keep:
-                datasets[name] = MMUDataset(path, name=name, modalities=keep)
-        source = CrossMatchDataset.open(datasets, how="outer")
+    source = open_sources(args.data, radius_arcsec=args.radius, modalities=wanted)
     name, version = model_identity(folder)
     out = embed_to_store(model, source, args.out, model_name=name, model_version=version,
                          modalities=wanted, batch_size=args.batch_size, num_workers=args.workers)

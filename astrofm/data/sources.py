@@ -54,3 +54,39 @@ def open_source(location: str | Path, **options: object) -> BlockSource:
             path.rglob("*.hdf5"))):
         return HFDataset.from_parquet(path, **options)  # type: ignore[arg-type]
     return MMUDataset(path, **options)  # type: ignore[arg-type]
+
+
+def parse_named_paths(items: Sequence[str]) -> dict[str, Path]:
+    """``name=path`` or ``path`` (named after its folder; the parent is added if names clash)."""
+    from astrofm.errors import ConfigError
+
+    named: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        location = Path(path if sep else item)
+        key = name if sep else location.name
+        if key in named and not sep:
+            key = f"{location.parent.name}-{location.name}"
+        if key in named:
+            raise ConfigError(f"two datasets are named {key!r}: use NAME=PATH")
+        named[key] = location
+    return named
+
+
+def open_sources(items: Sequence[str], *, radius_arcsec: float = 1.0, modalities: Sequence[str] | None = None
+                 ) -> BlockSource:
+    """One dataset (``[path]``), or the outer cross-match of several (``["name=path", ...]``) within
+    ``radius_arcsec``, keeping the datasets that hold one of ``modalities`` (all if None)."""
+    from astrofm.data.crossmatch import CrossMatchDataset
+    from astrofm.data.dataset import MMUDataset
+
+    named = parse_named_paths(items)
+    if len(named) == 1:
+        return open_source(next(iter(named.values())))
+    datasets = {}
+    for name, path in named.items():
+        dataset = MMUDataset(path, name=name)
+        keep = [m for m in dataset.modalities if modalities is None or m in modalities]
+        if keep:
+            datasets[name] = MMUDataset(path, name=name, modalities=keep)
+    return CrossMatchDataset.open(datasets, radius_arcsec=radius_arcsec, how="outer")

@@ -8,17 +8,32 @@ the gathers. Outside an initialized process group everything is an identity.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+_local_only = contextvars.ContextVar("astrofm_local_only", default=False)
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Objectives inside see one process: no collectives (e.g. validation, where ranks may see unequal
+    numbers of batches and a per-step all-gather would wait forever for the rank that has finished)."""
+    token = _local_only.set(True)
+    try:
+        yield
+    finally:
+        _local_only.reset(token)
+
 
 def world() -> tuple[int, int]:
-    """(rank, world size) of the default process group, or (0, 1)."""
-    if dist.is_available() and dist.is_initialized():
+    """(rank, world size) of the default process group, or (0, 1) without one or inside ``local_only``."""
+    if not _local_only.get() and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 

@@ -22,6 +22,7 @@ from torch import Tensor
 from astrofm.data.batch import Batch
 from astrofm.model import AstroFM, AstroFMConfig, model_from_config
 from astrofm.objectives import ObjectiveOutput, create_objective
+from astrofm.objectives.distributed import local_only
 from astrofm.training.export import load_weights
 from astrofm.training.optim import OptimizerConfig, configure_optimizers, param_groups
 
@@ -144,6 +145,8 @@ class PretrainModule(ModelModule):
         return output.loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        output = self.objective(self.model, batch)
+        # negatives from the local batch only: DDP ranks may hold unequal numbers of validation batches
+        with local_only():
+            output = self.objective(self.model, batch)
         self.log_output("val", output, len(batch))
         return output.loss

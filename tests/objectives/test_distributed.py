@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from torch import nn
 
 from astrofm.data.batch import collate
 from astrofm.objectives import create_objective
+from astrofm.objectives.distributed import local_only
 from tests.modalities.factories import raw_samples, tiny_model
 
 MODALITIES = ("image", "spectrum", "lightcurve")
@@ -49,7 +51,7 @@ def _grads(step: nn.Module) -> dict[str, torch.Tensor]:
 def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=60))
     try:
         step = _Step()
         ddp = nn.parallel.DistributedDataParallel(step, find_unused_parameters=True)
@@ -60,8 +62,13 @@ def _worker(rank: int, port: int, out: str) -> None:
         loss.backward()
         mean_loss = loss.detach().clone()
         dist.all_reduce(mean_loss)
+        local_losses = []
+        with local_only(), torch.no_grad():  # validation: rank 1 evaluates two batches, rank 0 one, no deadlock
+            for _ in range(1 + rank):
+                local_losses.append(step(batch).reshape(1))
         if rank == 0:
-            save_file({"loss": (mean_loss / 2).reshape(1), **{f"grad.{k}": v for k, v in _grads(step).items()}}, out)
+            save_file({"loss": (mean_loss / 2).reshape(1), "local_loss": local_losses[0],
+                       **{f"grad.{k}": v for k, v in _grads(step).items()}}, out)
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -85,3 +92,6 @@ def test_ddp_loss_and_gradients_equal_single_process(tmp_path: Path) -> None:
     assert any(g.abs().sum() > 0 for g in grads.values())
     for name, g in grads.items():
         torch.testing.assert_close(ddp[f"grad.{name}"], g, atol=1e-6, rtol=1e-4, msg=name)
+    with torch.no_grad():  # under local_only a rank's loss is the single-process loss of its own batch
+        expected = step(collate([step.model.transform(s) for s in _samples()[:SPLIT]]))
+    torch.testing.assert_close(ddp["local_loss"][0], expected, atol=1e-6, rtol=1e-5)

@@ -17,24 +17,30 @@ MB = 2**20
 
 
 class RSSTracker:
-    """Resident set size of this process: at start, after warm-up, and the peak of ``sample()`` calls (MB)."""
+    """Resident set size of this process over a run (MB): the peak during warm-up and the peak after it.
+
+    Growth is the later peak minus the warm-up peak, so that memory which depends on a batch's shape
+    (padding length, attention) and is reached during warm-up does not count, and memory that grows with
+    the number of objects processed does.
+    """
 
     def __init__(self) -> None:
         self.process = psutil.Process()
-        self.start = self.peak = self.process.memory_info().rss
-        self.warm: int | None = None
+        self.start = self.peak = self.warm_peak = self.process.memory_info().rss
+        self.warmed_up = False
 
     def sample(self, *, warmed_up: bool = False) -> None:
         rss = self.process.memory_info().rss
-        if warmed_up and self.warm is None:
-            self.warm = rss
+        self.warmed_up = self.warmed_up or warmed_up
+        if not self.warmed_up:
+            self.warm_peak = max(self.warm_peak, rss)
         self.peak = max(self.peak, rss)
 
     def growth_mb(self) -> tuple[float, float]:
         """(peak growth after warm-up, peak growth from start) in MB."""
-        if self.warm is None:
+        if not self.warmed_up:
             raise RuntimeError("the run ended before warm-up; measure a longer run")
-        return (self.peak - self.warm) / MB, (self.peak - self.start) / MB
+        return (self.peak - self.warm_peak) / MB, (self.peak - self.start) / MB
 
 
 def in_fresh_process(function: str, *args: Any) -> Any:

@@ -10,14 +10,18 @@ the common [0, 1] scale; galaxies and stars are then ranked together. Precision 
 injected anomalies of the test split) is measured with no labels, then after 100 oracle labels
 (5 rounds of 20) of the active-learning loop (``astrofm.downstream.active``).
 
-Run: ``python -m benchmarks.science.anomalies`` after ``benchmarks.science.galaxies`` and ``.stars``.
+Run: ``python -m benchmarks.science.anomalies`` after ``benchmarks.science.galaxies`` and ``.stars``, or
+``python -m benchmarks.science.anomalies --model astrofm/hub/weights/astrofm-sim-small`` for one pretrained
+folder that embeds both populations (the zoo model has all four modalities).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,11 +86,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="another simulated universe (default: data/sim/small)")
     parser.add_argument("--preset", default="small", help="its simulator preset")
+    parser.add_argument("--model", default=None, help="one pretrained folder for both populations")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
     C.use_root(args.root, args.preset)
     start = time.perf_counter()
+    if args.model:
+        for spec in POPULATIONS.values():
+            spec["model"] = Path(args.model)
     missing = [str(s["model"]) for s in POPULATIONS.values() if not s["model"].exists()]
     if missing:
         raise SystemExit(f"run benchmarks.science.galaxies and .stars first (missing {missing})")
@@ -112,16 +120,22 @@ def main() -> None:
         return
     from benchmarks.results import record
 
+    models = sorted({str(s["model"]) for s in POPULATIONS.values()})
     common = {"seed": args.seed, "wall_s": round(wall, 1), "method": args.method, "top_n": top_n,
-              "populations": per_population}
+              "populations": per_population, "models": models,
+              "command": "python -m benchmarks.science.anomalies " + " ".join(sys.argv[1:])}
     note = (f"test split, galaxies + stars ranked together, N = {top_n} injected anomalies; detector {args.method} "
-            "fitted on train-split embeddings (concatenated modalities of the shared space)")
+            f"fitted on train-split embeddings (concatenated modalities of the shared space); models {models}; "
+            f"seed {args.seed}; wall {wall:.0f} s")
     record("science.s5_anomaly_precision_0", unsupervised, target=">= 0.5", unit="precision",
            baseline=f"random ranking {top_n / len(ids):.3f}", notes=note, **common)
     record("science.s5_anomaly_precision_100", after, target=">= 0.8", unit="precision",
            baseline="science.s5_anomaly_precision_0 (same ranking before labels)",
            notes=note + "; Astronomaly-style active learning, oracle labels 5 (anomaly) or 0, 5 rounds of 20",
            curve=curve, **common)
+    if args.model:
+        C.update_card(args.model, {"science.s5_anomaly_precision_0": unsupervised,
+                                   "science.s5_anomaly_precision_100": after})
 
 
 if __name__ == "__main__":

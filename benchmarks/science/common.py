@@ -97,17 +97,38 @@ def fit(module: L.LightningModule, data: AstroFMDataModule, *, name: str, max_st
 
 @torch.no_grad()
 def embed(model: AstroFM, data: AstroFMDataModule, split: str, modalities: Sequence[str] | None = None,
-          batch_size: int = 256) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Object ids and (N, D) embeddings (NaN rows where a modality is absent) of one split, in order."""
+          batch_size: int = 256, pooled: dict[str, np.ndarray] | None = None
+          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Object ids and (N, D) embeddings (NaN rows where a modality is absent) of one split, in order.
+
+    With a ``pooled`` dict, it also receives each modality's pooled encoder output (before the projection
+    head), NaN rows where absent: the backbone features, from the same pass.
+    """
     ids: list[str] = []
     parts: dict[str, list[np.ndarray]] = {}
+    features: dict[str, list[np.ndarray]] = {}
     model.eval()
     for batch in data.loader(split, batch_size=batch_size, transform=model.transform):
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            z = model.embed(batch, modalities)
+            embedded = model(batch, modalities)
         ids += batch.object_id
-        for name, value in z.items():
-            parts.setdefault(name, []).append(value.float().numpy())
+        for name in modalities or model.modalities:
+            if name in embedded:
+                z = embedded[name].scatter().float().numpy()
+                presence = embedded[name].presence.numpy()
+                h = embedded[name].output.pooled.float().numpy()
+            else:
+                z = np.full((len(batch), model.embed_dim), np.nan, np.float32)
+                presence, h = np.zeros(len(batch), bool), None
+            parts.setdefault(name, []).append(z)
+            if pooled is not None:
+                width = model.encoder(name).out_dim
+                full = np.full((len(batch), width), np.nan, np.float32)
+                if h is not None:
+                    full[presence] = h
+                features.setdefault(name, []).append(full)
+    if pooled is not None:
+        pooled.update({k: np.concatenate(v) for k, v in features.items()})
     return np.asarray(ids), {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -134,11 +155,14 @@ def aligned(ids: np.ndarray, labels: dict[str, Any]) -> tuple[np.ndarray, np.nda
     return have, np.array([labels[i] for i in ids[have]])
 
 
-def subset_manifest(path: Path, data: AstroFMDataModule, train_ids: Sequence[str]) -> Path:
-    """A split manifest with ``train`` restricted to ``train_ids`` (val and test unchanged)."""
+def subset_manifest(path: Path, data: AstroFMDataModule, train_ids: Sequence[str], val_limit: int | None = None
+                    ) -> Path:
+    """A split manifest with ``train`` restricted to ``train_ids`` (test unchanged; val cut to its first
+    ``val_limit`` objects if given: it only picks the checkpoint)."""
     manifest = {"train": list(map(str, train_ids))}
     for split in ("val", "test"):
         manifest[split] = [str(i) for i in data.splits[split].object_ids]
+    manifest["val"] = manifest["val"][:val_limit]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest))
     return path
@@ -148,3 +172,14 @@ def save_json(path: Path, values: dict[str, Any]) -> None:
     from astrofm.utils.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(values, indent=1, default=float))
+
+
+def update_card(folder: str | Path, metrics: dict[str, float]) -> None:
+    """Add ``metrics`` to the model card of a pretrained folder (re-saved with the same weights)."""
+    from astrofm.hub.pretrained import card_of, load_pretrained, save_pretrained
+
+    folder = Path(folder)
+    card = card_of(folder)
+    card.metrics = {**card.metrics, **{k: round(float(v), 4) for k, v in metrics.items()}}
+    save_pretrained(load_pretrained(folder), folder, card=card)
+    log.info("model card of %s: metrics %s", folder, card.metrics)

@@ -10,7 +10,12 @@
 4. S2: the same kNN protocol on spectrum embeddings.
 5. S4: image -> spectrum retrieval among the first 1,000 test galaxies with both (recall@10).
 
-Run: ``python -m benchmarks.science.galaxies`` (``--reuse`` evaluates a model saved by an earlier run).
+Run: ``python -m benchmarks.science.galaxies`` (``--reuse`` evaluates a model saved by an earlier run;
+``--model FOLDER`` evaluates a given pretrained folder, e.g. the zoo model
+``astrofm/hub/weights/astrofm-sim-small``, instead of training one; the galaxy data and the supervised
+baseline's recipe still come from ``configs/science/galaxy-clip.yaml``, the architecture and fitted transforms
+from the folder). kNN R² on the encoders' pooled features (before the projection heads) is reported beside
+each figure.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import copy
 import json
 import logging
 import math
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,18 +136,21 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="evaluate the model saved by an earlier run")
     parser.add_argument("--root", default=None, help="another simulated universe (default: data/sim/small)")
     parser.add_argument("--preset", default="small", help="its simulator preset (simulated if missing)")
+    parser.add_argument("--model", default=None, help="evaluate this pretrained folder (no training)")
+    parser.add_argument("--workdir", default=None, help="work folder (default runs/science/galaxies)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the three S1 baselines")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
     C.use_root(args.root, args.preset)
     start = time.perf_counter()
     config = C.load_config("galaxy-clip")
-    workdir = C.RUNS / "galaxies"
-    model_dir = workdir / "galaxy-clip-model"
-    train_info: dict[str, Any] = {}
+    workdir = Path(args.workdir) if args.workdir else C.RUNS / "galaxies"
+    model_dir = Path(args.model) if args.model else workdir / "galaxy-clip-model"
+    train_info: dict[str, Any] = {"model": str(model_dir)} if args.model else {}
     if args.reuse and (workdir / "results.json").exists():  # the training run's figures
         train_info = json.loads((workdir / "results.json").read_text()).get("train", {})
-    if not (args.reuse and model_dir.exists()):
+    if not args.model and not (args.reuse and model_dir.exists()):
         data = C.data_module(config)
         module = PretrainModule(**config["model"]["init_args"])
         train_info = C.fit(module, data, name="galaxy-clip", max_steps=config["trainer"]["max_steps"],
@@ -152,50 +162,74 @@ def main() -> None:
 
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
     evaluation = C.data_module(eval_config(config))
-    train_ids, train_z = C.embed(model, evaluation, "train")
-    test_ids, test_z = C.embed(model, evaluation, "test")
+    train_pooled: dict[str, np.ndarray] = {}
+    test_pooled: dict[str, np.ndarray] = {}
+    train_ids, train_z = C.embed(model, evaluation, "train", ["image", "spectrum"], pooled=train_pooled)
+    test_ids, test_z = C.embed(model, evaluation, "test", ["image", "spectrum"], pooled=test_pooled)
     s1 = knn_r2(present(train_ids, train_z["image"]), present(test_ids, test_z["image"]), labels)
     s2 = knn_r2(present(train_ids, train_z["spectrum"]), present(test_ids, test_z["spectrum"]), labels)
+    pooled_r2 = {m: knn_r2(present(train_ids, train_pooled[m]), present(test_ids, test_pooled[m]), labels)
+                 for m in ("image", "spectrum")}
     s4, s4_more = recall_at_10(test_ids, test_z)
-    log.info("S1 image kNN z R² %.4f, S2 spectrum kNN z R² %.4f, S4 recall@10 %.3f %s", s1, s2, s4, s4_more)
+    eval_wall = time.perf_counter() - start - train_wall
+    log.info("S1 image kNN z R² %.4f, S2 spectrum kNN z R² %.4f, S4 recall@10 %.3f %s; pooled features %s",
+             s1, s2, s4, s4_more, pooled_r2)
+    results = {"s1": s1, "s2": s2, "s4": s4, **s4_more, "pooled_r2": pooled_r2, "train": train_info,
+               "model": str(model_dir), "eval_wall_s": eval_wall}
+    C.save_json(workdir / "results.json", results)
 
-    torch.manual_seed(args.seed)
-    random_model = AstroFM.from_config(model.config.to_dict())  # same architecture and transforms, untrained
-    random_r2 = knn_r2(present(*_image(random_model, evaluation, "train")),
-                       present(*_image(random_model, evaluation, "test")), labels)
-    pca_r2 = pixel_pca_r2(model, evaluation, labels)
-    supervised, supervised_info = supervised_r2(config, model.config.to_dict(), labels, 0.1,
-                                                args.supervised_minutes, args.seed)
+    random_r2 = pca_r2 = supervised = math.nan
+    supervised_info: dict[str, Any] = {}
+    if not args.no_baselines:
+        torch.manual_seed(args.seed)
+        random_model = AstroFM.from_config(model.config.to_dict())  # same architecture and transforms, untrained
+        random_r2 = knn_r2(present(*_image(random_model, evaluation, "train")),
+                           present(*_image(random_model, evaluation, "test")), labels)
+        pca_r2 = pixel_pca_r2(model, evaluation, labels)
+        log.info("baselines: random init %.4f, pixel PCA %.4f", random_r2, pca_r2)
+        supervised, supervised_info = supervised_r2(config, model.config.to_dict(), labels, 0.1,
+                                                    args.supervised_minutes, args.seed)
     wall = time.perf_counter() - start
     log.info("baselines: random init %.4f, pixel PCA %.4f, supervised 10%% %.4f", random_r2, pca_r2, supervised)
-    results = {"s1": s1, "s2": s2, "s4": s4, **s4_more, "random_init": random_r2, "pixel_pca": pca_r2,
-               "supervised10": supervised, "supervised_info": supervised_info, "train": train_info,
-               "wall_s": wall, "clip_wall_s": train_wall}
+    results.update({"random_init": random_r2, "pixel_pca": pca_r2, "supervised10": supervised,
+                    "supervised_info": supervised_info, "wall_s": wall, "clip_wall_s": train_wall})
     C.save_json(workdir / "results.json", results)
     if args.no_record:
         return
     from benchmarks.results import record
 
-    common = {"seed": args.seed, "wall_s": round(wall, 1), "clip_training": train_info, "threads": args.threads}
-    protocol = "kNN k=64 distance-weighted on standardized embeddings, train -> test split, labelled galaxies"
+    command = "python -m benchmarks.science.galaxies " + " ".join(sys.argv[1:])
+    common = {"seed": args.seed, "wall_s": round(wall, 1), "clip_training": train_info, "threads": args.threads,
+              "model": str(model_dir), "command": command}
+    protocol = (f"kNN k=64 distance-weighted on standardized embeddings, train -> test split, labelled galaxies; "
+                f"model {model_dir}; seed {args.seed}; wall {wall:.0f} s (evaluation {eval_wall:.0f} s)")
     record("science.s1_image_knn_z_r2", s1, target=">= 0.90", unit="R²",
            baseline=f"baselines in the same run: random init {random_r2:.3f}, pixel PCA {pca_r2:.3f}, "
                     f"supervised 10% labels {supervised:.3f}",
-           notes=f"{protocol}; beats every baseline: {s1 > max(random_r2, pca_r2, supervised)}", **common)
-    for key, value, what in (("science.s1_random_init_r2", random_r2, "same image encoder, untrained"),
-                             ("science.s1_pca_r2", pca_r2, "PCA (64 components) of preprocessed pixels"),
-                             ("science.s1_supervised10_r2", supervised,
-                              "same image encoder + head trained on 10% of the train labels (test R²)")):
+           notes=f"{protocol}; beats every baseline: {s1 > max(random_r2, pca_r2, supervised)}; kNN R² on the "
+                 f"image encoder's pooled features (before the projection head): {pooled_r2['image']:.4f}",
+           **common)
+    baselines = () if args.no_baselines else (
+        ("science.s1_random_init_r2", random_r2, "same image encoder, untrained, same kNN protocol"),
+        ("science.s1_pca_r2", pca_r2, "PCA (64 components) of preprocessed pixels, same kNN protocol"),
+        ("science.s1_supervised10_r2", supervised,
+         "same image encoder + regression head trained from scratch on 10% of the train labels (test R² of its "
+         "predictions, best validation loss)"))
+    for key, value, what in baselines:
         record(key, value, target=f"< {s1:.4f}", unit="R²", baseline="science.s1_image_knn_z_r2 of the same run",
-               notes=f"{what}; {protocol if 'kNN' not in what and key != 'science.s1_supervised10_r2' else ''}",
-               **common, **({"supervised": supervised_info} if "supervised" in key else {}))
+               notes=f"{what}; {protocol}", **common,
+               **({"supervised": supervised_info} if "supervised" in key else {}))
     record("science.s2_spectrum_knn_z_r2", s2, target=">= 0.99", unit="R²", baseline="none (absolute target)",
-           notes=protocol, **common)
+           notes=f"{protocol}; kNN R² on the spectrum encoder's pooled features (before the projection head): "
+                 f"{pooled_r2['spectrum']:.4f}", **common)
     record("science.s4_img2spec_recall_at_10", s4, target=">= 0.6", unit="recall",
            baseline=f"chance {10 / s4_more['candidates']:.3f}",
            notes=f"image -> spectrum cosine retrieval among {s4_more['candidates']} test galaxies; "
                  f"recall@1 {s4_more['recall_at_1']:.3f}, recall@100 {s4_more['recall_at_100']:.3f}",
            **common, **s4_more)
+    if args.model:
+        C.update_card(model_dir, {"science.s1_image_knn_z_r2": s1, "science.s2_spectrum_knn_z_r2": s2,
+                                  "science.s4_img2spec_recall_at_10": s4})
 
 
 def _image(model: AstroFM, data: Any, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,11 @@
    subsets for both); the weights with the best validation accuracy are kept.
 3. Fine-tune from CLIP on each single modality and on all three together (100% of the labels).
 
+With ``--model FOLDER`` a pretrained folder (e.g. the zoo model ``astrofm/hub/weights/astrofm-sim-small``, whose
+light-curve, spectrum and tabular encoders were CLIP-pretrained together) replaces step 1. ``--only`` runs a
+subset of the fine-tuning runs; runs already in ``results.json`` of the work folder are kept (``--resume``), so
+the benchmark can be spread over several processes and the figures recorded once every run is there.
+
 Test accuracy is measured on the labelled stars of the test split. Figures:
 ``science.s3_lc_gain_at_10pct`` (CLIP minus scratch, accuracy points, 10% labels; the other fractions are
 recorded beside it) and ``science.s3_all_minus_best_single`` (all three modalities minus the best single
@@ -16,8 +21,10 @@ one, accuracy points). Run: ``python -m benchmarks.science.stars``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,8 @@ log = logging.getLogger("benchmarks.science.stars")
 CLASSES = ["EW", "SR", "EA", "RRAB", "EB", "ROT", "RRC", "HADS", "M", "DSCT"]
 FRACTIONS = (0.01, 0.1, 0.25, 1.0)
 MODALITIES = ("lightcurve", "spectrum", "tabular")
+MAX_STEPS = 1500
+VAL_LIMIT: int | None = None
 
 
 def pretrain(config: dict[str, Any], minutes: float, model_dir: Path) -> dict[str, Any]:
@@ -65,9 +74,9 @@ def finetune(config: dict[str, Any], model_dir: Path, modalities: list[str], *, 
              train_ids: np.ndarray, name: str, workdir: Path, max_minutes: float) -> dict[str, Any]:
     """Fine-tune a classifier on ``train_ids``; returns its test accuracy and run info."""
     architecture = load_pretrained(model_dir).config.to_dict()  # fitted transforms of the pretraining run
-    manifest = C.subset_manifest(workdir / f"{name}.json", C.data_module(config), train_ids)
+    manifest = C.subset_manifest(workdir / f"{name}.json", C.data_module(config), train_ids, val_limit=VAL_LIMIT)
     data = C.data_module(config, split=str(manifest), batch_size=64)
-    steps = int(np.clip(math.ceil(20 * len(train_ids) / 64), 200, 1500))  # ~20 epochs, same for both inits
+    steps = min(MAX_STEPS, int(np.clip(math.ceil(20 * len(train_ids) / 64), 200, 1500)))  # ~20 epochs, both inits
     module = FineTuneModule(architecture, modalities, "class", classes=CLASSES,
                             init_from=str(model_dir) if pretrained else None,
                             optimizer={"lr": 5e-4, "warmup_steps": 50, "weight_decay": 0.05})
@@ -89,15 +98,31 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse a pretrained model from an earlier run")
     parser.add_argument("--root", default=None, help="another simulated universe (default: data/sim/small)")
     parser.add_argument("--preset", default="small", help="its simulator preset (simulated if missing)")
+    parser.add_argument("--model", default=None, help="a pretrained folder to fine-tune from (skips pretraining)")
+    parser.add_argument("--workdir", default=None, help="work folder (default runs/science/s3)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated run keys to do now (e.g. lightcurve-scratch-0.1); default all")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in the work folder")
+    parser.add_argument("--max-steps", type=int, default=1500,
+                        help="cap on fine-tuning steps per run (the same for both inits)")
+    parser.add_argument("--val-limit", type=int, default=None,
+                        help="validate (checkpoint choice) on the first N val stars only; test is never cut")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
     C.use_root(args.root, args.preset)
     start = time.perf_counter()
     config = C.load_config("star-clip")
-    workdir = C.RUNS / "s3"
-    model_dir = workdir / "star-clip-model"
-    pretrain_info = {} if args.reuse and model_dir.exists() else pretrain(config, args.pretrain_minutes, model_dir)
+    workdir = Path(args.workdir) if args.workdir else C.RUNS / "s3"
+    if args.model:
+        model_dir = Path(args.model)
+        pretrain_info: dict[str, Any] = {"model": str(model_dir)}
+    else:
+        model_dir = workdir / "star-clip-model"
+        pretrain_info = ({} if args.reuse and model_dir.exists()
+                         else pretrain(config, args.pretrain_minutes, model_dir))
+    global MAX_STEPS, VAL_LIMIT
+    MAX_STEPS, VAL_LIMIT = args.max_steps, args.val_limit
 
     data = C.data_module(config)
     labels = C.truth_labels("stars", "asassn_object_id", "class")
@@ -105,19 +130,33 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(train_ids))
     results: dict[str, Any] = {"pretrain": pretrain_info}
+    if args.resume and (workdir / "results.json").exists():
+        results = {**json.loads((workdir / "results.json").read_text()), **results}
+    only = set(args.only.split(",")) if args.only else None
+    runs: list[tuple[str, list[str], bool, np.ndarray]] = []
     for fraction in FRACTIONS:
         subset = train_ids[np.sort(order[: max(10, round(fraction * len(train_ids)))])]
         for pretrained in (True, False):
-            key = f"lightcurve-{'clip' if pretrained else 'scratch'}-{fraction:g}"
-            results[key] = finetune(config, model_dir, ["lightcurve"], pretrained=pretrained, train_ids=subset,
-                                    name=key, workdir=workdir, max_minutes=args.finetune_minutes)
-            C.save_json(workdir / "results.json", results)
+            runs.append((f"lightcurve-{'clip' if pretrained else 'scratch'}-{fraction:g}", ["lightcurve"],
+                         pretrained, subset))
     for modalities in (["spectrum"], ["tabular"], list(MODALITIES)):
-        key = f"{'+'.join(modalities)}-clip-1"
-        results[key] = finetune(config, model_dir, modalities, pretrained=True, train_ids=train_ids, name=key,
+        runs.append((f"{'+'.join(modalities)}-clip-1", modalities, True, train_ids))
+    for key, modalities, pretrained, subset in runs:
+        if (only is not None and key not in only) or (only is None and isinstance(results.get(key), dict)
+                                                      and "test_accuracy" in results[key]):
+            continue
+        results[key] = finetune(config, model_dir, modalities, pretrained=pretrained, train_ids=subset, name=key,
                                 workdir=workdir, max_minutes=args.finetune_minutes)
+        results[key]["seed"] = args.seed
+        if args.resume and (workdir / "results.json").exists():  # another process may have added runs
+            results = {**json.loads((workdir / "results.json").read_text()), **results}
         C.save_json(workdir / "results.json", results)
     wall = time.perf_counter() - start
+    missing = [k for k, *_ in runs if not (isinstance(results.get(k), dict) and "test_accuracy" in results[k])]
+    if missing:
+        log.info("runs still missing %s: figures not recorded", missing)
+        return
+    wall = sum(results[k].get("wall_s", 0.0) for k, *_ in runs)  # fine-tuning wall time over all processes
 
     curve = {f"{f:g}": {"clip": results[f"lightcurve-clip-{f:g}"]["test_accuracy"],
                         "scratch": results[f"lightcurve-scratch-{f:g}"]["test_accuracy"]} for f in FRACTIONS}
@@ -132,20 +171,32 @@ def main() -> None:
         return
     from benchmarks.results import record
 
-    common = {"seed": args.seed, "wall_s": round(wall, 1), "threads": args.threads,
+    common = {"seed": args.seed, "wall_s": round(wall, 1), "threads": args.threads, "max_steps": args.max_steps,
+              "val_limit": args.val_limit,
+              "finetune_minutes": args.finetune_minutes,
+              "command": "python -m benchmarks.science.stars " + " ".join(sys.argv[1:]),
               "pretrain": pretrain_info, "test_stars": "labelled stars of the test split"}
     record("science.s3_lc_gain_at_10pct", gains["0.1"], target=">= 5", unit="accuracy points",
            baseline="the same light-curve encoder + head trained from scratch on the same 10% of labels",
            notes=("light-curve classifier test accuracy, CLIP-pretrained vs scratch, by label fraction: "
                   + "; ".join(f"{f}: {v['clip']:.3f} vs {v['scratch']:.3f} ({gains[f]:+.1f})"
                               for f, v in curve.items())
-                  + f"; positive at every fraction: {all(g > 0 for g in gains.values())}"),
+                  + f"; positive at every fraction: {all(g > 0 for g in gains.values())}; steps per run (capped by "
+                  f"--max-steps {args.max_steps} and {args.finetune_minutes} min each): "
+                  + ", ".join(f"{k} {results[k]['steps']}" for k, *_ in runs)
+                  + f"; pretrained folder {model_dir}; seed {args.seed}; fine-tuning wall {wall:.0f} s"),
            curve=curve, gains=gains, **common)
     record("science.s3_all_minus_best_single", 100 * (all_three - singles[best_single]), target="> 0",
            unit="accuracy points", baseline=f"best single modality fine-tuned from CLIP ({best_single})",
            notes=("test accuracy with 100% labels, fine-tuned from CLIP: all three "
-                  f"{all_three:.3f}; " + ", ".join(f"{m} {a:.3f}" for m, a in singles.items())),
+                  f"{all_three:.3f}; " + ", ".join(f"{m} {a:.3f}" for m, a in singles.items())
+                  + f"; steps: all three {results['lightcurve+spectrum+tabular-clip-1']['steps']}, "
+                  + ", ".join(f"{m} {results[m + '-clip-1']['steps']}" for m in MODALITIES)
+                  + f"; pretrained folder {model_dir}; seed {args.seed}"),
            singles=singles, all_three=all_three, **common)
+    if args.model:
+        C.update_card(model_dir, {"science.s3_lc_gain_at_10pct": gains["0.1"],
+                                  "science.s3_all_minus_best_single": 100 * (all_three - singles[best_single])})
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "anomaly",
     "features",
     "map",
+    "demo",
 )
 
 

@@ -1,0 +1,231 @@
+"""Training inside the demo: the all-modalities model of ``--train``, and the tiny AR model of the AR demo.
+
+``--train`` trains the contrastive all-modalities model from scratch with Lightning on the universe's
+train split, within a time budget, checkpointing as it goes (a killed run resumes from the last
+checkpoint), and saves it as a pretrained folder. The recipe per preset has the layout and objective of
+``configs/astrofm-sim-small.yaml`` (the shipped model; all four modalities), at a width that trains on 2
+CPU cores in about a minute (``tiny``) or a quarter of an hour (``small``); ``--config`` trains the model
+of any LightningCLI YAML (e.g. ``configs/all-modalities-tiny.yaml``) instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from astrofm.demo import data as D
+from astrofm.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _architecture(dim: int, depth: int, embed_dim: int, patch: int, step: float, max_points: int) -> dict[str, Any]:
+    """The layout of ``configs/astrofm-sim-small.yaml`` (32-px centre crops, one spectrum encoder for both
+    spectrographs, light curves, Gaia-like metadata) at another width and depth."""
+    trunk = {"dim": dim, "depth": depth, "heads": 4 if dim >= 64 else 2}
+    return {
+        "embed_dim": embed_dim,
+        "modalities": {
+            "image": {"encoder": "image_vit",
+                      "config": {**trunk, "in_chans": 4, "img_size": 32, "patch_size": patch},
+                      "transforms": [{"type": "CenterCrop", "size": 32}, {"type": "ArcsinhScale"},
+                                     {"type": "RandomFlipRot90"}]},
+            "spectrum": {"encoder": "spectrum",
+                         "config": {**trunk, "window": 32, "context_fields": {"log_norm": 1}},
+                         "transforms": [{"type": "MaskBadPixels"},
+                                        {"type": "Resample", "start": 3600.0, "stop": 9824.0, "step": step},
+                                        {"type": "IvarNormalize"}]},
+            "lightcurve": {"encoder": "lightcurve",
+                           "config": {**trunk, "n_bands": 2, "context_fields": {"log_scale": 2}},
+                           "transforms": [{"type": "TimeZeroPoint"}, {"type": "PerBandNormalize"},
+                                          {"type": "LengthCap", "max_points": max_points}]},
+            "tabular": {"encoder": "tabular",
+                        "config": {**trunk, "n_features": len(D.TABULAR_COLUMNS)},
+                        "transforms": [{"type": "Standardize"}]},
+        },
+    }
+
+
+#: The contrastive objective of ``configs/astrofm-sim-small.yaml``.
+OBJECTIVE: dict[str, Any] = {
+    "name": "contrastive", "per_pair_temperature": True, "temperature": 0.07,
+    "views": {"spectrum": {"fraction": 0.5, "block": 128, "complement": True, "hide": ["log_norm"]},
+              "lightcurve": {"fraction": 0.5, "block": 20, "complement": True, "hide": ["log_scale"]}},
+}
+
+#: Per preset: the model, objective, optimizer, batch size, steps, minutes and precision of ``--train``.
+RECIPES: dict[str, dict[str, Any]] = {
+    "tiny": {"astrofm": _architecture(32, 1, 32, 8, 4.0, 64), "objective": OBJECTIVE,
+             "optimizer": {"lr": 2e-3, "warmup_steps": 20, "min_lr_ratio": 0.05}, "batch_size": 64,
+             "max_steps": 300, "minutes": 3.0, "fit_samples": 256, "precision": "32-true"},
+    "small": {"astrofm": _architecture(64, 2, 128, 4, 4.0, 128), "objective": OBJECTIVE,
+              "optimizer": {"lr": 1e-3, "warmup_steps": 100, "min_lr_ratio": 0.05}, "batch_size": 128,
+              "max_steps": 900, "minutes": 14.0, "fit_samples": 2048, "precision": "bf16-mixed"},
+}
+
+
+def recipe(preset: str, config: Path | None = None) -> dict[str, Any]:
+    """The training recipe of a preset, or the model, objective, optimizer and batch size of a YAML config."""
+    out = copy.deepcopy(RECIPES[preset])
+    if config is None:
+        return out
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(config).read_text())
+        init = values["model"]["init_args"]
+        out.update(astrofm=init["astrofm"], objective=init.get("objective") or out["objective"],
+                   optimizer=init.get("optimizer") or out["optimizer"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+        raise ConfigError(f"--config {config}: not a readable LightningCLI config with model.init_args.astrofm "
+                          f"({error})") from error
+    out["batch_size"] = values.get("data", {}).get("batch_size", out["batch_size"])
+    out["max_steps"] = values.get("trainer", {}).get("max_steps", out["max_steps"])
+    out["precision"] = values.get("trainer", {}).get("precision", out["precision"])
+    return out
+
+
+def flush_denormals() -> None:
+    """Flush denormal floats to zero (they slow small CPU models down 10-40x).
+
+    Importing some libraries (seen with lightning/torchmetrics, matplotlib, scikit-learn) turns the
+    flag off again, so the demo sets it after its imports, right before heavy tensor work.
+    """
+    torch.set_flush_denormal(True)
+
+
+def fit_loop(module: torch.nn.Module, loader: Any, objective: Any, *, max_steps: int, seconds: float,
+             optimizer: dict[str, Any], precision: str = "32-true", checkpoint: Path | None = None,
+             progress: bool = True, desc: str = "training") -> dict[str, Any]:
+    """Train ``module``'s parameters on ``objective(model, batch)`` for ``max_steps`` or ``seconds``.
+
+    AdamW with linear warmup and cosine decay (:mod:`astrofm.training.optim`), gradient clipping at 1,
+    bf16 autocast for ``precision="bf16-mixed"``. With ``checkpoint`` the state is saved there every
+    few steps and a run resumes from it. ``loader()`` returns one epoch of batches.
+    """
+    from tqdm.auto import tqdm
+
+    from astrofm.training.optim import OptimizerConfig, cosine_with_warmup, param_groups
+    from astrofm.utils.atomic import atomic_path
+
+    flush_denormals()
+    config = OptimizerConfig(**optimizer)
+    opt = torch.optim.AdamW(param_groups(module.named_parameters(), config.weight_decay, config.lr), lr=config.lr,
+                            betas=config.betas)
+    step, spent, losses = 0, 0.0, []
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["module"])
+        opt.load_state_dict(state["optimizer"])
+        step, spent = int(state["step"]), float(state["seconds"])
+        log.info("resuming training at step %d (%.0f s done)", step, spent)
+    every = max(10, max_steps // 20)
+    start = time.perf_counter()
+    module.train()
+    with tqdm(total=max_steps, initial=step, desc=desc, unit="step", disable=not progress) as bar:
+        while step < max_steps and spent + time.perf_counter() - start < seconds:
+            for batch in loader():
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * cosine_with_warmup(step, config.warmup_steps, max_steps,
+                                                                 config.min_lr_ratio)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
+                    loss = objective(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+                opt.step()
+                losses.append(float(loss.detach()))
+                step += 1
+                bar.update(1)
+                done = step >= max_steps or spent + time.perf_counter() - start >= seconds
+                if checkpoint is not None and (step % every == 0 or done):
+                    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(checkpoint, suffix=".pt") as tmp:
+                        torch.save({"module": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                    "seconds": spent + time.perf_counter() - start}, tmp)
+                if done:
+                    break
+    module.eval()
+    return {"steps": step, "seconds": round(spent + time.perf_counter() - start, 1),
+            "first_loss": float(np.mean(losses[:5])) if losses else float("nan"),
+            "final_loss": float(np.mean(losses[-10:])) if losses else float("nan")}
+
+
+def train_model(universe: Path, folder: Path, checkpoints: Path, *, preset: str, config: Path | None,
+                minutes: float | None, seed: int, progress: bool) -> dict[str, Any]:
+    """Train the all-modalities model from scratch; save it to ``folder``. Returns the training figures."""
+    from astrofm.hub.pretrained import ModelCard
+    from astrofm.training import PretrainModule
+
+    spec = recipe(preset, config)
+    budget = float(minutes if minutes is not None else spec["minutes"])
+    modalities = list(spec["astrofm"]["modalities"])
+    data = D.data_module(universe, modalities, batch_size=spec["batch_size"], fit_samples=spec["fit_samples"],
+                         buffer_size=1024, seed=seed, cache=True, how=spec.get("how", "inner"))
+    torch.manual_seed(seed)
+    module = PretrainModule(copy.deepcopy(spec["astrofm"]), objective=copy.deepcopy(spec["objective"]),
+                            optimizer=spec["optimizer"])
+    model = module.model
+    model.fit_transforms(data.fit_samples())
+    log.info("training the all-modalities model (%d steps or %.1f min at most)", spec["max_steps"], budget)
+    info = fit_loop(module, lambda: data.loader("train", shuffle=True, transform=model.transform),
+                    lambda batch: module.objective(model, batch).loss, max_steps=spec["max_steps"],
+                    seconds=60 * budget, optimizer=spec["optimizer"], precision=spec["precision"],
+                    checkpoint=checkpoints / "last.pt", progress=progress, desc="training the model")
+    card = ModelCard(name=f"astrofm-demo-{preset}", description="All-modalities contrastive model trained by "
+                     "`astrofm demo --train`.", training_data=f"simulated universe ({preset}), train split",
+                     objective=str(spec["objective"].get("name")), metrics={"final_train_loss": info["final_loss"]},
+                     command=f"astrofm demo --preset {preset} --train")
+    model.save_pretrained(folder, card=card)
+    return {**info, "parameters": model.num_parameters()}
+
+
+#: The AR demo's model: spectrum windows (32 pixels of the 4-Å grid) through a small decoder.
+AR_MODEL: dict[str, Any] = {
+    "model_type": "ar", "dim": 64, "depth": 2, "heads": 4,
+    "modalities": {"spectrum": {"tokenizer": "spectrum_windows", "config": {"window": 32, "position": "wavelength"},
+                                "transforms": [{"type": "MaskBadPixels"},
+                                               {"type": "Resample", "start": 3600.0, "stop": 9824.0, "step": 4.0},
+                                               {"type": "IvarNormalize"}]}},
+}
+
+
+def train_ar(universe: Path, *, steps: int, seconds: float, seed: int, progress: bool,
+             n_spectra: int = 1024) -> tuple[Any, Any, dict]:
+    """A tiny AR model of galaxy spectra trained for ``steps`` or ``seconds``; (model, data module, info).
+
+    It trains on ``n_spectra`` train spectra spread over the split, preprocessed once and kept in memory
+    (its transforms are deterministic), in shuffled batches of 32.
+    """
+    from astrofm.ar import ARModel
+    from astrofm.data.batch import collate
+    from astrofm.objectives.base import create_objective
+
+    torch.manual_seed(seed)
+    model = ARModel.from_config(copy.deepcopy(AR_MODEL))
+    data = D.data_module(universe, ["spectrum"], populations=["galaxies"], batch_size=32, fit_samples=n_spectra,
+                         seed=seed)
+    samples = data.fit_samples()
+    model.fit_transforms(samples[:256])
+    prepared = [model.transform(sample) for sample in samples]
+    rng = np.random.default_rng(seed)
+
+    def epoch() -> Any:
+        order = rng.permutation(len(prepared))
+        for start in range(0, len(order) - 31, 32):
+            yield collate([prepared[i] for i in order[start:start + 32]])
+
+    objective = create_objective("autoregressive", model)
+    module = torch.nn.ModuleDict({"model": model, "objective": objective})
+    info = fit_loop(module, epoch, lambda batch: objective(model, batch).loss, max_steps=steps, seconds=seconds,
+                    optimizer={"lr": 2e-3, "warmup_steps": 20, "min_lr_ratio": 0.1}, progress=progress,
+                    desc="AR demo training")
+    mean = np.mean([p["spectrum"]["flux"] for p in prepared], axis=0)
+    return model, data, {**info, "parameters": model.num_parameters(), "train_spectra": len(prepared),
+                         "mean_flux": mean}

@@ -100,61 +100,59 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
-def fit_loop(module: torch.nn.Module, loader: Any, objective: Any, *, max_steps: int, seconds: float,
-             optimizer: dict[str, Any], precision: str = "32-true", checkpoint: Path | None = None,
-             progress: bool = True, desc: str = "training") -> dict[str, Any]:
-    """Train ``module``'s parameters on ``objective(model, batch)`` for ``max_steps`` or ``seconds``.
+class _LossHistory:
+    """Train losses of a Lightning run (first and last few), for the demo's report."""
 
-    AdamW with linear warmup and cosine decay (:mod:`astrofm.training.optim`), gradient clipping at 1,
-    bf16 autocast for ``precision="bf16-mixed"``. With ``checkpoint`` the state is saved there every
-    few steps and a run resumes from it. ``loader()`` returns one epoch of batches.
+    def __init__(self) -> None:
+        import lightning as L
+
+        history = self
+
+        class Callback(L.Callback):
+            def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                                   batch_idx: int) -> None:
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+                history.losses.append(float(loss.detach()))
+
+        self.losses: list[float] = []
+        self.callback = Callback()
+
+    def summary(self) -> dict[str, float]:
+        if not self.losses:
+            return {"first_loss": float("nan"), "final_loss": float("nan")}
+        return {"first_loss": float(np.mean(self.losses[:5])), "final_loss": float(np.mean(self.losses[-10:]))}
+
+
+def fit(module: Any, *, max_steps: int, seconds: float, precision: str = "32-true", checkpoints: Path | None = None,
+        progress: bool = True, datamodule: Any = None, train_loader: Any = None) -> dict[str, Any]:
+    """Train a ``PretrainModule`` with Lightning for ``max_steps`` or ``seconds`` (gradient clipping at 1).
+
+    With ``checkpoints`` a ``last.ckpt`` is written every few steps and a killed run resumes from it
+    (the elapsed time budget included).
     """
-    from tqdm.auto import tqdm
+    from datetime import timedelta
 
-    from astrofm.training.optim import OptimizerConfig, cosine_with_warmup, param_groups
-    from astrofm.utils.atomic import atomic_path
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    flush_denormals()
-    config = OptimizerConfig(**optimizer)
-    opt = torch.optim.AdamW(param_groups(module.named_parameters(), config.weight_decay, config.lr), lr=config.lr,
-                            betas=config.betas)
-    step, spent, losses = 0, 0.0, []
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["module"])
-        opt.load_state_dict(state["optimizer"])
-        step, spent = int(state["step"]), float(state["seconds"])
-        log.info("resuming training at step %d (%.0f s done)", step, spent)
-    every = max(10, max_steps // 20)
+    history = _LossHistory()
+    callbacks: list[Any] = [history.callback]
+    if checkpoints is not None:
+        callbacks.append(ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=max(10, max_steps // 20),
+                                         save_last=True, save_top_k=0))
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, max_time=timedelta(seconds=seconds),
+                        precision=precision, gradient_clip_val=1.0, logger=False, callbacks=callbacks,
+                        enable_checkpointing=checkpoints is not None, enable_progress_bar=progress,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                        default_root_dir=checkpoints)
+    last = checkpoints / "last.ckpt" if checkpoints is not None else None
     start = time.perf_counter()
-    module.train()
-    with tqdm(total=max_steps, initial=step, desc=desc, unit="step", disable=not progress) as bar:
-        while step < max_steps and spent + time.perf_counter() - start < seconds:
-            for batch in loader():
-                for group in opt.param_groups:
-                    group["lr"] = config.lr * cosine_with_warmup(step, config.warmup_steps, max_steps,
-                                                                 config.min_lr_ratio)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
-                    loss = objective(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-                opt.step()
-                losses.append(float(loss.detach()))
-                step += 1
-                bar.update(1)
-                done = step >= max_steps or spent + time.perf_counter() - start >= seconds
-                if checkpoint is not None and (step % every == 0 or done):
-                    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(checkpoint, suffix=".pt") as tmp:
-                        torch.save({"module": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                    "seconds": spent + time.perf_counter() - start}, tmp)
-                if done:
-                    break
+    flush_denormals()
+    trainer.fit(module, train_dataloaders=train_loader, datamodule=datamodule,
+                ckpt_path=last if last is not None and last.exists() else None)
     module.eval()
-    return {"steps": step, "seconds": round(spent + time.perf_counter() - start, 1),
-            "first_loss": float(np.mean(losses[:5])) if losses else float("nan"),
-            "final_loss": float(np.mean(losses[-10:])) if losses else float("nan")}
+    return {"steps": int(trainer.global_step), "seconds": round(time.perf_counter() - start, 1),
+            **history.summary()}
 
 
 def train_model(universe: Path, folder: Path, checkpoints: Path, *, preset: str, config: Path | None,
@@ -174,10 +172,8 @@ def train_model(universe: Path, folder: Path, checkpoints: Path, *, preset: str,
     model = module.model
     model.fit_transforms(data.fit_samples())
     log.info("training the all-modalities model (%d steps or %.1f min at most)", spec["max_steps"], budget)
-    info = fit_loop(module, lambda: data.loader("train", shuffle=True, transform=model.transform),
-                    lambda batch: module.objective(model, batch).loss, max_steps=spec["max_steps"],
-                    seconds=60 * budget, optimizer=spec["optimizer"], precision=spec["precision"],
-                    checkpoint=checkpoints / "last.pt", progress=progress, desc="training the model")
+    info = fit(module, max_steps=spec["max_steps"], seconds=60 * budget, precision=spec["precision"],
+               checkpoints=checkpoints, progress=progress, datamodule=data)
     card = ModelCard(name=f"astrofm-demo-{preset}", description="All-modalities contrastive model trained by "
                      "`astrofm demo --train`.", training_data=f"simulated universe ({preset}), train split",
                      objective=str(spec["objective"].get("name")), metrics={"final_train_loss": info["final_loss"]},
@@ -203,29 +199,23 @@ def train_ar(universe: Path, *, steps: int, seconds: float, seed: int, progress:
     It trains on ``n_spectra`` train spectra spread over the split, preprocessed once and kept in memory
     (its transforms are deterministic), in shuffled batches of 32.
     """
-    from astrofm.ar import ARModel
+    from torch.utils.data import DataLoader
+
     from astrofm.data.batch import collate
-    from astrofm.objectives.base import create_objective
+    from astrofm.training import PretrainModule
 
     torch.manual_seed(seed)
-    model = ARModel.from_config(copy.deepcopy(AR_MODEL))
+    module = PretrainModule(copy.deepcopy(AR_MODEL), objective={"name": "autoregressive"},
+                            optimizer={"lr": 2e-3, "warmup_steps": 20, "min_lr_ratio": 0.1})
+    model = module.model
     data = D.data_module(universe, ["spectrum"], populations=["galaxies"], batch_size=32, fit_samples=n_spectra,
                          seed=seed)
     samples = data.fit_samples()
     model.fit_transforms(samples[:256])
     prepared = [model.transform(sample) for sample in samples]
-    rng = np.random.default_rng(seed)
-
-    def epoch() -> Any:
-        order = rng.permutation(len(prepared))
-        for start in range(0, len(order) - 31, 32):
-            yield collate([prepared[i] for i in order[start:start + 32]])
-
-    objective = create_objective("autoregressive", model)
-    module = torch.nn.ModuleDict({"model": model, "objective": objective})
-    info = fit_loop(module, epoch, lambda batch: objective(model, batch).loss, max_steps=steps, seconds=seconds,
-                    optimizer={"lr": 2e-3, "warmup_steps": 20, "min_lr_ratio": 0.1}, progress=progress,
-                    desc="AR demo training")
+    loader = DataLoader(prepared, batch_size=32, shuffle=True, drop_last=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(seed))
+    info = fit(module, max_steps=steps, seconds=seconds, progress=progress, train_loader=loader)
     mean = np.mean([p["spectrum"]["flux"] for p in prepared], axis=0)
     return model, data, {**info, "parameters": model.num_parameters(), "train_spectra": len(prepared),
                          "mean_flux": mean}

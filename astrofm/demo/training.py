@@ -140,16 +140,22 @@ def fit(module: Any, *, max_steps: int, seconds: float, precision: str = "32-tru
     if checkpoints is not None:
         callbacks.append(ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=max(10, max_steps // 20),
                                          save_last=True, save_top_k=0))
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, max_time=timedelta(seconds=seconds),
-                        precision=precision, gradient_clip_val=1.0, logger=False, callbacks=callbacks,
-                        enable_checkpointing=checkpoints is not None, enable_progress_bar=progress,
-                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-                        default_root_dir=checkpoints)
-    last = checkpoints / "last.ckpt" if checkpoints is not None else None
+    lightning_log = logging.getLogger("lightning.pytorch")  # the demo reports its own steps
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
     start = time.perf_counter()
-    flush_denormals()
-    trainer.fit(module, train_dataloaders=train_loader, datamodule=datamodule,
-                ckpt_path=last if last is not None and last.exists() else None)
+    try:
+        trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps,
+                            max_time=timedelta(seconds=seconds), precision=precision, gradient_clip_val=1.0,
+                            logger=False, callbacks=callbacks, enable_checkpointing=checkpoints is not None,
+                            enable_progress_bar=progress, enable_model_summary=False, limit_val_batches=0,
+                            num_sanity_val_steps=0, default_root_dir=checkpoints)
+        last = checkpoints / "last.ckpt" if checkpoints is not None else None
+        flush_denormals()
+        trainer.fit(module, train_dataloaders=train_loader, datamodule=datamodule,
+                    ckpt_path=last if last is not None and last.exists() else None)
+    finally:
+        lightning_log.setLevel(level)
     module.eval()
     return {"steps": int(trainer.global_step), "seconds": round(time.perf_counter() - start, 1),
             **history.summary()}

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from astrofm.ar import ARModel
 from astrofm.cli import main
-from astrofm.training import AstroFMDataModule, PretrainModule, StreamResume
+from astrofm.training import AstroFMDataModule, PretrainModule
 from tests.ar.factories import tiny_ar_config
+from tests.helpers.resume import Record, fit_twelve_steps
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -50,34 +49,14 @@ def test_training_reduces_the_held_out_loss_on_the_tiny_sim(name: str, tiny_sim:
         assert after[key] < 0.95 * before[key], (key, before, after)
 
 
-class _Record(L.Callback):
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-        self.first_ids: list[str] = []
+def _fit(root: Path, *, save: Path | None = None, ckpt: Path | None = None) -> tuple[Record, PretrainModule]:
+    def build() -> PretrainModule:
+        config = tiny_ar_config(("image", "spectrum"), dropout=0.1)
+        config["modalities"]["image"]["transforms"].append({"type": "RandomFlipRot90"})
+        return PretrainModule(config, objective={"name": "autoregressive"},
+                              optimizer={"warmup_steps": 2, "total_steps": 12})
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        self.losses.append(float(outputs["loss"]))
-        self.first_ids.append(batch.object_id[0])
-
-
-def _fit(root: Path, *, save: Path | None = None, ckpt: Path | None = None) -> tuple[_Record, PretrainModule]:
-    L.seed_everything(0)
-    config = tiny_ar_config(("image", "spectrum"), dropout=0.1)
-    config["modalities"]["image"]["transforms"].append({"type": "RandomFlipRot90"})
-    module = PretrainModule(config, objective={"name": "autoregressive"},
-                            optimizer={"warmup_steps": 2, "total_steps": 12})
-    data = AstroFMDataModule(str(root), [{"datasets": {"gal": {"path": "gal"}}}], split=None, batch_size=16,
-                             block_size=32, buffer_size=64)
-    record = _Record()
-    callbacks: list[L.Callback] = [record, StreamResume()]
-    if save is not None:
-        callbacks.append(ModelCheckpoint(dirpath=save, every_n_train_steps=5, save_top_k=-1))
-    trainer = L.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_checkpointing=save is not None,
-                        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0)
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    return record, module
+    return fit_twelve_steps(root, build, save=save, ckpt=ckpt)
 
 
 def test_resume_mid_epoch_equals_the_uninterrupted_run(synthetic_root: Path, tmp_path: Path) -> None:

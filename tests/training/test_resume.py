@@ -5,46 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
-from astrofm.training import AstroFMDataModule, PretrainModule, StreamResume
+from astrofm.training import PretrainModule
 from astrofm.training import data as training_data
+from tests.helpers.resume import Record, fit_twelve_steps
 from tests.modalities.factories import tiny_config
 
 
-class _Record(L.Callback):
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-        self.first_ids: list[str] = []
-        self.epochs: list[tuple[int, int]] = []
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        self.losses.append(float(outputs["loss"]))
-        self.first_ids.append(batch.object_id[0])
-        self.epochs.append((trainer.current_epoch, batch.stream_state["epoch"]))
-
-
 def _fit(root: Path, *, save: Path | None = None, ckpt: Path | None = None, track_stream: bool = True,
-         ) -> tuple[_Record, PretrainModule]:
-    L.seed_everything(0)
-    config = tiny_config(("image", "spectrum"), dropout=0.1)
-    config["modalities"]["image"]["transforms"].append({"type": "RandomFlipRot90"})
-    module = PretrainModule(config, optimizer={"warmup_steps": 2, "total_steps": 12})
-    data = AstroFMDataModule(str(root), [{"datasets": {"gal": {"path": "gal"}}}], split=None, batch_size=16,
-                             block_size=32, buffer_size=64)
-    record = _Record()
-    callbacks: list[L.Callback] = [record] + ([StreamResume()] if track_stream else [])
-    if save is not None:
-        callbacks.append(ModelCheckpoint(dirpath=save, every_n_train_steps=5, save_top_k=-1))
-    trainer = L.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_checkpointing=save is not None,
-                        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0)
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    return record, module
+         ) -> tuple[Record, PretrainModule]:
+    def build() -> PretrainModule:
+        config = tiny_config(("image", "spectrum"), dropout=0.1)
+        config["modalities"]["image"]["transforms"].append({"type": "RandomFlipRot90"})
+        return PretrainModule(config, optimizer={"warmup_steps": 2, "total_steps": 12})
+
+    return fit_twelve_steps(root, build, save=save, ckpt=ckpt, track_stream=track_stream)
 
 
 def _compare(root: Path, tmp_path: Path, *, track_stream: bool = True) -> tuple[bool, float]:

@@ -16,14 +16,15 @@ of one works like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import get_worker_info
 
+from astrofm.data import arena
+from astrofm.data.arena import Arena, ReleaseBoard
 from astrofm.data.modalities import ARRAY_MODALITIES, Sample
 from astrofm.errors import DataFormatError
 
@@ -74,6 +75,10 @@ class Batch:
     targets: dict[str, torch.Tensor | list[Any]] = field(default_factory=dict)
     #: Streaming position after this batch (set by the streaming dataset, used to resume).
     stream_state: dict[str, int] | None = None
+    #: The uint8 arena every tensor of a freshly collated batch views (see ``astrofm.data.arena``).
+    memory: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    #: (DataLoader worker, ring slot) the arena came from; (-1, -1) if from no ring.
+    arena_slot: tuple[int, int] = field(default=(-1, -1), repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.object_id)
@@ -87,76 +92,136 @@ class Batch:
     def __iter__(self) -> Iterator[str]:
         return iter(self.modalities)
 
+    def map_tensors(self, fn: Callable[[torch.Tensor], Any]) -> Batch:
+        """A batch with ``fn`` applied to every tensor (data, masks, presence, numeric targets)."""
+        def modality(m: ModalityBatch) -> ModalityBatch:
+            return ModalityBatch(data={k: fn(v) for k, v in m.data.items()}, presence=fn(m.presence),
+                                 mask=None if m.mask is None else fn(m.mask), meta=m.meta)
+
+        return Batch(
+            object_id=self.object_id,
+            modalities={k: modality(m) for k, m in self.modalities.items()},
+            targets={k: v if isinstance(v, list) else fn(v) for k, v in self.targets.items()},
+            stream_state=self.stream_state,
+        )
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
            non_blocking: bool = False) -> Batch:
         """Move every tensor to ``device``; cast floating tensors to ``dtype`` if given."""
-        return Batch(
-            object_id=self.object_id,
-            modalities={k: v.to(device, dtype, non_blocking) for k, v in self.modalities.items()},
-            targets={k: v.to(device=device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
-                     for k, v in self.targets.items()},
-            stream_state=self.stream_state,
-        )
+        def move(t: torch.Tensor) -> torch.Tensor:
+            cast = dtype if dtype is not None and t.is_floating_point() else None
+            return t.to(device=device, dtype=cast, non_blocking=non_blocking)
+
+        return self.map_tensors(move)
 
     def pin_memory(self) -> Batch:
-        """Pinned copy for fast host-to-GPU transfer (called by DataLoader(pin_memory=True))."""
-        return Batch(
-            object_id=self.object_id,
-            modalities={
-                k: ModalityBatch({f: t.pin_memory() for f, t in m.data.items()}, m.presence.pin_memory(),
-                                 None if m.mask is None else m.mask.pin_memory(), m.meta)
-                for k, m in self.modalities.items()
-            },
-            targets={k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in self.targets.items()},
-            stream_state=self.stream_state,
-        )
+        """Pinned copy for fast host-to-GPU transfer (called by DataLoader(pin_memory=True)).
+
+        The copy keeps ``arena_slot`` (without the arena): the consumer frees that slot at once.
+        """
+        pinned = self.map_tensors(torch.Tensor.pin_memory)
+        pinned.arena_slot = self.arena_slot
+        return pinned
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickle the arena once (one shared-memory handle between processes) when every tensor views it."""
+        memory = self.memory
+        if memory is None:
+            return super().__reduce_ex__(protocol)
+        base = memory.untyped_storage().data_ptr()
+        start = memory.storage_offset()
+
+        def where(t: torch.Tensor) -> tuple[int, tuple[int, ...], torch.dtype]:
+            if t.untyped_storage().data_ptr() != base or not t.is_contiguous():
+                raise _NotInArena
+            return (t.storage_offset() * t.element_size() - start, tuple(t.shape), t.dtype)
+
+        try:
+            skeleton = self.map_tensors(where)
+        except _NotInArena:
+            return replace(self, memory=None).__reduce_ex__(protocol)
+        skeleton.arena_slot = self.arena_slot
+        return (_rebuild_batch, (memory, skeleton))
 
 
-def _empty(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
-    """An uninitialized tensor; in a DataLoader worker it lives in shared memory.
-
-    The DataLoader then hands it to the main process without another copy
-    (the same trick as torch's default collate).
-    """
-    torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-    if get_worker_info() is None:
-        return torch.empty(shape, dtype=torch_dtype)
-    numel = int(np.prod(shape))
-    storage = torch.empty(0, dtype=torch_dtype)._typed_storage()._new_shared(numel)
-    return torch.empty(0, dtype=torch_dtype).new(storage).resize_(*shape)
+class _NotInArena(Exception):
+    """A tensor of the batch does not view its arena (it was replaced after collation)."""
 
 
-def _pad_stack(name: str, field_name: str, arrays: Sequence[np.ndarray], ids: Sequence[str],
-               ragged_axis0: bool) -> torch.Tensor:
-    """Stack arrays into one tensor, zero-padding axis 0 (only if ``ragged_axis0``) to the longest."""
+def _rebuild_batch(memory: torch.Tensor, skeleton: Batch) -> Batch:
+    batch = skeleton.map_tensors(lambda where: arena.view(memory, *where))  # type: ignore[arg-type]
+    batch.memory, batch.arena_slot = memory, skeleton.arena_slot
+    return batch
+
+
+@dataclass
+class _Planned:
+    """A tensor of the batch to be: its shape and dtype, and how to fill it (given its numpy view)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fill: Callable[[np.ndarray], None]
+
+
+class _Plan:
+    """Every tensor of a batch, planned first so that they can share one arena."""
+
+    def __init__(self) -> None:
+        self.items: list[_Planned] = []
+
+    def add(self, shape: tuple[int, ...], dtype: np.dtype, fill: Callable[[np.ndarray], None]) -> int:
+        self.items.append(_Planned(tuple(int(d) for d in shape), np.dtype(dtype), fill))
+        return len(self.items) - 1
+
+    def realize(self, board: ReleaseBoard | None) -> tuple[list[torch.Tensor], Arena]:
+        offsets, nbytes = arena.layout([(it.shape, it.dtype) for it in self.items])
+        memory = arena.acquire(nbytes, board)
+        tensors = []
+        for item, offset in zip(self.items, offsets):
+            tensor = arena.view(memory.memory, offset, item.shape, arena.torch_dtype(item.dtype))
+            item.fill(tensor.numpy())
+            tensors.append(tensor)
+        return tensors, memory
+
+
+def _plan_stack(plan: _Plan, name: str, field_name: str, arrays: Sequence[np.ndarray], ids: Sequence[str],
+                ragged_axis0: bool) -> int:
+    """Plan one tensor stacking ``arrays``, zero-padding axis 0 (only if ``ragged_axis0``) to the longest."""
     first = arrays[0]
     trailing = first.shape[1:]
     dtype = np.result_type(*[a.dtype for a in arrays])
     if all(a.shape == first.shape for a in arrays):
-        out = _empty((len(arrays), *first.shape), dtype)
-        np.stack(arrays, out=out.numpy())
-        return out
+        return plan.add((len(arrays), *first.shape), dtype, lambda out: np.stack(arrays, out=out))
     for a, oid in zip(arrays, ids):
         if a.ndim != first.ndim or a.shape[1:] != trailing or (not ragged_axis0 and a.shape != first.shape):
             raise DataFormatError(
                 None, f"cannot batch modality '{name}': shapes differ (add a crop/resample transform)",
                 object_id=oid, field=field_name, expected=f"shape {first.shape}", found=f"shape {a.shape}",
             )
-    length = max(len(a) for a in arrays)
-    out = _empty((len(arrays), length, *trailing), dtype)
-    view = out.numpy()
-    for i, a in enumerate(arrays):
-        view[i, : len(a)] = a
-        view[i, len(a):] = 0
-    return out
+
+    def fill(out: np.ndarray) -> None:
+        for i, a in enumerate(arrays):
+            out[i, : len(a)] = a
+            out[i, len(a):] = 0
+
+    return plan.add((len(arrays), max(len(a) for a in arrays), *trailing), dtype, fill)
 
 
-def _collate_modality(name: str, items: Sequence[Mapping[str, Any]], ids: Sequence[str],
-                      presence: np.ndarray) -> ModalityBatch:
+@dataclass
+class _PlannedModality:
+    data: dict[str, int]
+    presence: int
+    mask: int | None
+    meta: dict[str, list[Any]]
+
+
+def _plan_modality(plan: _Plan, name: str, items: Sequence[Mapping[str, Any]], ids: Sequence[str],
+                   presence: np.ndarray) -> _PlannedModality:
     plugin = ARRAY_MODALITIES.get(name)
     sequence_field = plugin.sequence_field if plugin is not None else None
-    data: dict[str, torch.Tensor] = {}
+    data: dict[str, int] = {}
     meta: dict[str, list[Any]] = {}
+    arrays_of: dict[str, list[np.ndarray]] = {}
     for key in items[0]:
         values = [it.get(key) for it in items]
         if any(v is None for v in values):
@@ -168,36 +233,54 @@ def _collate_modality(name: str, items: Sequence[Mapping[str, Any]], ids: Sequen
             arrays = [np.asarray(v) for v in values]
             if arrays[0].dtype.kind in "biuf":
                 ragged = sequence_field is not None and arrays[0].ndim >= 1
-                data[key] = _pad_stack(name, key, arrays, ids, ragged)
+                data[key] = _plan_stack(plan, name, key, arrays, ids, ragged)
+                arrays_of[key] = arrays
                 continue
         meta[key] = values
     mask = None
     if sequence_field is not None and sequence_field in data:
-        lengths = torch.tensor([len(it[sequence_field]) for it in items])
-        mask = torch.arange(data[sequence_field].shape[1])[None, :] < lengths[:, None]
+        lengths = np.array([len(a) for a in arrays_of[sequence_field]])
+        length = plan.items[data[sequence_field]].shape[1]
+        mask = plan.add((len(items), length), np.dtype(bool),
+                        lambda out: np.less(np.arange(length)[None, :], lengths[:, None], out=out))
     elif OBSERVED_FIELD in data:
-        mask = data[OBSERVED_FIELD].bool()
-    return ModalityBatch(data=data, presence=torch.from_numpy(presence), mask=mask, meta=meta)
+        observed = arrays_of[OBSERVED_FIELD]
+        mask = plan.add(plan.items[data[OBSERVED_FIELD]].shape, np.dtype(bool),
+                        lambda out: np.not_equal(np.stack(observed), 0, out=out))
+    present = plan.add(presence.shape, np.dtype(bool), lambda out: np.copyto(out, presence))
+    return _PlannedModality(data, present, mask, meta)
 
 
-def collate(samples: Sequence[Sample]) -> Batch:
-    """Collate samples (dicts of modalities) into a ``Batch``."""
+def collate(samples: Sequence[Sample], board: ReleaseBoard | None = None) -> Batch:
+    """Collate samples (dicts of modalities) into a ``Batch`` whose tensors share one arena.
+
+    ``board``: in a DataLoader worker, the ring of reusable shared arenas to take the memory from.
+    """
     if not samples:
         raise DataFormatError(None, "cannot collate an empty list of samples")
     ids = [str(s.get("object_id", i)) for i, s in enumerate(samples)]
     names = list(dict.fromkeys(k for s in samples for k in s if k not in RESERVED_KEYS and not k.startswith("_")))
-    modalities: dict[str, ModalityBatch] = {}
+    plan = _Plan()
+    planned: dict[str, _PlannedModality] = {}
     for name in names:
         presence = np.array([name in s for s in samples], dtype=bool)
         present = [s[name] for s in samples if name in s]
         present_ids = [i for i, p in zip(ids, presence) if p]
-        modalities[name] = _collate_modality(name, present, present_ids, presence)
+        planned[name] = _plan_modality(plan, name, present, present_ids, presence)
+    numeric_targets: dict[str, int] = {}
     targets: dict[str, torch.Tensor | list[Any]] = {}
-    target_names = list(dict.fromkeys(k for s in samples for k in s.get("targets", {})))
-    for t in target_names:
+    for t in dict.fromkeys(k for s in samples for k in s.get("targets", {})):
         values = [s.get("targets", {}).get(t) for s in samples]
         if all(v is None or (isinstance(v, int | float | np.number) and not isinstance(v, bool)) for v in values):
-            targets[t] = torch.tensor([np.nan if v is None else float(v) for v in values], dtype=torch.float64)
-        else:
-            targets[t] = values
-    return Batch(object_id=ids, modalities=modalities, targets=targets)
+            numbers = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            numeric_targets[t] = plan.add(numbers.shape, numbers.dtype, lambda out, x=numbers: np.copyto(out, x))
+        targets[t] = values
+    tensors, memory = plan.realize(board)
+    modalities = {
+        name: ModalityBatch(data={k: tensors[i] for k, i in p.data.items()}, presence=tensors[p.presence],
+                            mask=None if p.mask is None else tensors[p.mask], meta=p.meta)
+        for name, p in planned.items()
+    }
+    targets.update({t: tensors[i] for t, i in numeric_targets.items()})
+    return Batch(object_id=ids, modalities=modalities, targets=targets, memory=memory.memory,
+                 arena_slot=(memory.worker, memory.slot))

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from astrofm.data.arena import ReleaseBoard
 from astrofm.data.batch import Batch, collate
 from astrofm.data.dataset import BlockRef
 from astrofm.data.modalities import Sample
@@ -215,6 +217,10 @@ class StreamingDataset(IterableDataset[Batch]):
         #: DataLoader worker ``w`` plays stream ``(w + rotation) mod num_workers`` (set when resuming, so
         #: that the DataLoader's round-robin continues with the stream that was due next).
         self.rotation = 0
+        #: Reusable batch arenas of the DataLoader workers (set by ``StreamingLoader``).
+        self.release_board: ReleaseBoard | None = None
+        #: Shared (epoch, rotation, resume per local worker) that persistent workers read at every epoch.
+        self.control: torch.Tensor | None = None
         self._refs = source.blocks(block_size)
 
     def __len__(self) -> int:
@@ -260,7 +266,26 @@ class StreamingDataset(IterableDataset[Batch]):
         yield from shuffled_stream(self.source, self.worker_blocks(topology), resident_blocks=self.resident_blocks,
                                    rng=rng, skip=self.resume.get(topology.index, 0))
 
+    def publish(self) -> None:
+        """Write epoch, rotation and resume positions where (persistent) workers will read them."""
+        if self.control is None:
+            return
+        workers = self.control.shape[0] - 2
+        rank = self.rank or 0
+        self.control[0], self.control[1] = self.epoch, self.rotation
+        for w in range(workers):
+            self.control[2 + w] = self.resume.get(rank * workers + w, 0)
+
+    def _read_published(self) -> None:
+        if self.control is None or get_worker_info() is None:
+            return
+        workers = self.control.shape[0] - 2
+        rank = self.rank or 0
+        self.epoch, self.rotation = int(self.control[0]), int(self.control[1])
+        self.resume = {rank * workers + w: int(self.control[2 + w]) for w in range(workers)}
+
     def __iter__(self) -> Iterator[Batch]:
+        self._read_published()
         topology = self.topology()
         emitted = self.resume.get(topology.index, 0)
         batch_index = emitted // self.batch_size
@@ -281,7 +306,7 @@ class StreamingDataset(IterableDataset[Batch]):
             rng = (np.random.default_rng([self.seed, self.epoch, topology.index, 2, batch_index])
                    if self.augment else None)
             samples = [self.transform(s, rng) for s in samples]
-        batch = collate(samples)
+        batch = collate(samples, self.release_board)
         batch.stream_state = {"epoch": self.epoch, "worker": topology.index, "emitted": emitted,
                               "total_workers": topology.total}
         return batch
@@ -303,6 +328,9 @@ class StreamingLoader(DataLoader):
         if num_workers > 0:
             kwargs.setdefault("prefetch_factor", 2)
         super().__init__(dataset, batch_size=None, num_workers=num_workers, **kwargs)
+        if num_workers > 0:
+            dataset.release_board = ReleaseBoard(num_workers)
+            dataset.control = torch.zeros(2 + num_workers, dtype=torch.int64).share_memory_()
         self._epoch = dataset.epoch
         self._consumed: dict[int, int] = {}
         self._batches = 0
@@ -316,7 +344,14 @@ class StreamingLoader(DataLoader):
         dataset.set_epoch(self._epoch)
         dataset.resume = dict(self._consumed)
         dataset.rotation = self._batches % max(1, self.num_workers)
+        dataset.publish()
+        board = dataset.release_board
+        if board is not None and not self.persistent_workers:  # fresh workers: no arena is in use
+            board.reset()
         for batch in super().__iter__():
+            if board is not None:
+                board.sweep()
+                board.track(batch.memory, *batch.arena_slot)
             state = batch.stream_state or {}
             if "worker" in state:
                 self._consumed[state["worker"]] = state["emitted"]

@@ -168,6 +168,9 @@ class AstroFMDataModule(L.LightningDataModule):
         Objects per training / evaluation batch (per rank).
     num_workers:
         Loader worker processes.
+    persistent_workers:
+        Keep the workers alive between epochs (no start-up cost per epoch; they still follow the epoch's
+        order and a resumed position).
     buffer_size, block_size:
         Shuffle buffer (samples) and contiguous read size (rows).
     seed:
@@ -186,8 +189,9 @@ class AstroFMDataModule(L.LightningDataModule):
     def __init__(self, root: str, sources: list[SourceSpec], *, simulate: str | None = None, sim_seed: int = 0,
                  split: str | None = "splits.json", split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                  batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
-                 buffer_size: int = 2048, block_size: int = 256, seed: int = 0, fit_samples: int = 2048,
-                 drop_last: bool = True, labels: list[LabelSpec] | None = None, cache: bool = False) -> None:
+                 persistent_workers: bool = False, buffer_size: int = 2048, block_size: int = 256, seed: int = 0,
+                 fit_samples: int = 2048, drop_last: bool = True, labels: list[LabelSpec] | None = None,
+                 cache: bool = False) -> None:
         super().__init__()
         if not sources:
             raise ConfigError("the data module needs at least one source")
@@ -200,6 +204,7 @@ class AstroFMDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
+        self.persistent_workers = persistent_workers and num_workers > 0
         self.buffer_size = buffer_size
         self.block_size = block_size
         self.seed = seed
@@ -279,7 +284,8 @@ class AstroFMDataModule(L.LightningDataModule):
                drop_last: bool = False, transform: SampleFn | None = None) -> EpochLoader:
         """A resumable loader over one split (evaluation order unless ``shuffle``)."""
         return EpochLoader(self.stream(split, shuffle=shuffle, batch_size=batch_size, drop_last=drop_last,
-                                       transform=transform), num_workers=self.num_workers)
+                                       transform=transform), num_workers=self.num_workers,
+                           persistent_workers=self.persistent_workers)
 
     def train_dataloader(self) -> EpochLoader:
         return self.loader("train", shuffle=True, drop_last=self.drop_last)

@@ -66,6 +66,21 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(galaxies, num_workers
     assert sorted(o for b in resumed_loader for o in b.object_id) == sorted(o for b in full for o in b.object_id)
 
 
+def test_persistent_workers_follow_the_epoch_and_resume_in_process(galaxies):
+    """Persistent workers keep their dataset copy: epoch and resume position still reach them."""
+    plain = StreamingLoader(stream(galaxies), num_workers=2)
+    expected = [[b.object_id for b in plain] for _ in range(2)]
+    assert expected[0] != expected[1]
+    loader = StreamingLoader(stream(galaxies), num_workers=2, persistent_workers=True)
+    assert [b.object_id for b in loader] == expected[0]
+    first = []
+    for i, batch in enumerate(loader):  # epoch 1, interrupted, then continued by the same loader
+        first.append(batch.object_id)
+        if i == 4:
+            break
+    assert first + [b.object_id for b in loader] == expected[1]
+
+
 def test_resume_with_a_different_layout_is_refused(galaxies):
     loader = StreamingLoader(stream(galaxies), num_workers=2)
     for i, _ in enumerate(loader):

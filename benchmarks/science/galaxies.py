@@ -104,7 +104,7 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
     data = C.data_module(evaluation)
     train_ids = np.array([i for i in data.splits["train"].object_ids if i in labels])
     chosen = np.sort(np.random.default_rng(seed).permutation(len(train_ids))[: round(fraction * len(train_ids))])
-    manifest = C.subset_manifest(C.RUNS / "s1" / "supervised-split.json", data, train_ids[chosen])
+    manifest = C.subset_manifest(C.RUNS / "s1" / f"supervised-split-{fraction:g}.json", data, train_ids[chosen])
     data = C.data_module(evaluation, split=str(manifest), batch_size=64, cache=True)
     z = np.array([labels[i] for i in train_ids[chosen]])
     module = FineTuneModule(architecture, ["image"], "z", task="regression", target_mean=float(z.mean()),

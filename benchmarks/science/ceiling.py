@@ -1,0 +1,44 @@
+"""How much redshift the simulated images hold: the S1 image encoder trained supervised on every train label.
+
+S1 asks a self-supervised image embedding for kNN redshift R² >= 0.90. This measures the same image encoder
+and fitted transforms (those of ``--model``, as S1's supervised baseline does) trained from scratch as a
+redshift regressor on 100% of the labelled train galaxies (test R² of its predictions): a practical ceiling
+for what the images carry at this resolution and depth, next to ``sim.colour_knn_z_r2`` (colours and sizes
+only). Writes ``runs/science/s1-ceiling/results.json`` (no target id: it is context for S1).
+Run: ``python -m benchmarks.science.ceiling``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from astrofm.hub.pretrained import load_pretrained
+from benchmarks.science import common as C
+from benchmarks.science.galaxies import supervised_r2
+
+log = logging.getLogger("benchmarks.science.ceiling")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--minutes", type=float, default=15.0, help="training budget")
+    parser.add_argument("--fraction", type=float, default=1.0, help="fraction of the train labels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="astrofm/hub/weights/astrofm-sim-small",
+                        help="pretrained folder giving the architecture and fitted transforms (weights unused)")
+    args = parser.parse_args()
+    C.setup(args.threads)
+    C.use_root(None, "small")
+    config = C.load_config("galaxy-clip")
+    architecture = load_pretrained(args.model).config.to_dict()
+    labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
+    r2, info = supervised_r2(config, architecture, labels, args.fraction, args.minutes, args.seed)
+    log.info("supervised image encoder on %.0f%% of the train labels: test redshift R² %.4f (%s)",
+             100 * args.fraction, r2, info)
+    C.save_json(C.RUNS / "s1-ceiling" / "results.json", {"r2": r2, "fraction": args.fraction, **info})
+
+
+if __name__ == "__main__":
+    main()

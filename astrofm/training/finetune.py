@@ -103,6 +103,11 @@ class FineTuneModule(ModelModule):
                                    "optimizer": dataclasses.asdict(self.optim), "compile": compile,
                                    "target_mean": target_mean, "target_std": target_std})
 
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.freeze:  # a probe on fixed features: the encoders stay deterministic
+            self.model.eval()
+
     def extra_parameters(self) -> list[tuple[str, nn.Parameter]]:
         return list(self.norm.named_parameters()) + list(self.head.named_parameters())
 

@@ -77,6 +77,7 @@ class ModelModule(L.LightningModule):
         return configure_optimizers(param_groups(named, self.optim.weight_decay, self.optim.lr), self.optim, total)
 
     def on_fit_start(self) -> None:
+        self.train()  # weights loaded with ``from_pretrained`` come in eval mode
         if self.device.type == "cpu":  # denormal Adam states and activations slow CPU math several-fold
             torch.set_flush_denormal(True)
 

@@ -28,9 +28,21 @@ def _data(root: Path) -> AstroFMDataModule:
                              split=None, batch_size=32, block_size=64, buffer_size=128)
 
 
-def _trainer(steps: int) -> L.Trainer:
+class _Modes(L.Callback):
+    """Records (model in train mode, head in train mode) at every training step."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[bool, bool]] = set()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.seen.add((all(m.training for m in module.model.modules()),
+                       all(m.training for m in module.head.modules())))
+
+
+def _trainer(steps: int, *callbacks: L.Callback) -> L.Trainer:
     return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1)
+                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1,
+                     callbacks=list(callbacks))
 
 
 @pytest.mark.slow
@@ -47,7 +59,10 @@ def test_finetune_from_pretrained_and_from_scratch(synthetic_root: Path, tmp_pat
     for name, p in tuned.model.state_dict().items():  # the pretrained weights were loaded
         torch.testing.assert_close(p, pretrain.model.state_dict()[name])
     data = _data(synthetic_root)
-    _trainer(4).fit(tuned, datamodule=data)
+    tuned.model.eval()  # as from_pretrained returns it
+    modes = _Modes()
+    _trainer(4, modes).fit(tuned, datamodule=data)
+    assert modes.seen == {(True, True)}  # trained in train mode, after validation too
     batch = next(iter(data.val_dataloader()))
     predicted, valid = tuned.predict_batch(batch)
     assert valid.all() and set(predicted.tolist()) <= {0, 1}
@@ -55,7 +70,9 @@ def test_finetune_from_pretrained_and_from_scratch(synthetic_root: Path, tmp_pat
     scratch = FineTuneModule(config, ["image", "spectrum"], "Z", task="regression", target_mean=0.5, target_std=0.3,
                              freeze=True, head_hidden=[])
     frozen = {k: v.clone() for k, v in scratch.model.state_dict().items()}
-    _trainer(3).fit(scratch, datamodule=_data(synthetic_root))
+    modes = _Modes()
+    _trainer(3, modes).fit(scratch, datamodule=_data(synthetic_root))
+    assert modes.seen == {(False, True)}  # frozen encoders stay in eval mode, the head trains
     for name, p in scratch.model.state_dict().items():  # frozen encoders: a probe on fixed features
         torch.testing.assert_close(p, frozen[name])
     values, _ = scratch.predict_batch(batch)

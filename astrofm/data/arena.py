@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ ALIGN = 64
 RING_SLOTS = 6
 
 
+@cache
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
     """The torch dtype of a numpy dtype."""
     return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
@@ -50,8 +52,7 @@ def layout(specs: Sequence[tuple[tuple[int, ...], np.dtype]]) -> tuple[list[int]
 
 def view(memory: torch.Tensor, offset: int, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     """A contiguous ``shape``/``dtype`` tensor at byte ``offset`` of a uint8 arena."""
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    nbytes = int(np.prod(shape, dtype=np.int64)) * itemsize
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     return memory[offset: offset + nbytes].view(dtype).view(*shape)
 
 

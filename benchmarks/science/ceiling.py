@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
-from astrofm.hub.pretrained import load_pretrained
+from astrofm.hub.pretrained import read_config
 from benchmarks.science import common as C
 from benchmarks.science.galaxies import supervised_r2
 
@@ -32,7 +33,7 @@ def main() -> None:
     C.setup(args.threads)
     C.use_root(None, "small")
     config = C.load_config("galaxy-clip")
-    architecture = load_pretrained(args.model).config.to_dict()
+    architecture = dict(read_config(Path(args.model))["model"])
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
     r2, info = supervised_r2(config, architecture, labels, args.fraction, args.minutes, args.seed)
     log.info("supervised image encoder on %.0f%% of the train labels: test redshift R² %.4f (%s)",

@@ -40,3 +40,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> SimulatedUniverse:
 def tiny_sim(tiny: SimulatedUniverse) -> Path:
     """The root folder of the ``tiny`` simulated universe."""
     return tiny.root
+
+
+@pytest.fixture(autouse=True)
+def _denormals_restored():
+    """Training flushes denormal floats to zero for speed (process-wide CPU state); put it back after each test
+    so that later tests (e.g. hypothesis' float strategies) see IEEE floats."""
+    yield
+    torch.set_flush_denormal(False)

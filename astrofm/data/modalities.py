@@ -42,6 +42,20 @@ def _decode(values: np.ndarray) -> list[str]:
     return [v.decode("utf-8").strip("\x00") if isinstance(v, bytes | np.bytes_) else str(v) for v in values]
 
 
+def _band_names(bands: np.ndarray | None, n: int, n_bands: int) -> list[list[str]]:
+    """Per-row band names of a block (each row decoded once per distinct value; a fresh list per row)."""
+    if bands is None:
+        return [[f"band{b}" for b in range(n_bands)] for _ in range(n)]
+    decoded: dict[bytes, list[str]] = {}
+    out = []
+    for row in bands[:n]:
+        key = row.tobytes()
+        if key not in decoded:
+            decoded[key] = _decode(row)
+        out.append(list(decoded[key]))
+    return out
+
+
 class DataModality(ABC):
     """How one modality maps MMU columns to sample fields and back."""
 
@@ -87,7 +101,7 @@ class ImageModality(DataModality):
         mask = block.get("image_mask")
         if mask is not None and mask.ndim == 3:  # Legacy Survey: one mask for all bands
             mask = np.broadcast_to(mask[:, None], flux.shape)
-        bands = block.get("image_band")
+        names = _band_names(block.get("image_band"), n, n_bands)
         psf = block.get("image_psf_fwhm")
         scale = block.get("image_scale")
         out = []
@@ -96,7 +110,7 @@ class ImageModality(DataModality):
                 "flux": flux[i],
                 "ivar": ivar[i] if ivar is not None else np.ones_like(flux[i]),
                 "mask": np.ascontiguousarray(mask[i]) if mask is not None else np.ones(flux[i].shape, bool),
-                "band": _decode(bands[i]) if bands is not None else [f"band{b}" for b in range(n_bands)],
+                "band": names[i],
                 "psf_fwhm": psf[i] if psf is not None else np.full(n_bands, np.nan, np.float32),
                 "scale": scale[i] if scale is not None else np.full(n_bands, np.nan, np.float32),
             })
@@ -197,11 +211,10 @@ class LightCurveModality(DataModality):
 
     def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
         curves = block["lightcurve"]  # (n, B, 3, L)
-        bands = block.get("lightcurve_band")
-        n_bands = curves.shape[1]
+        names_of = _band_names(block.get("lightcurve_band"), n, curves.shape[1])
         out = []
         for i in range(n):
-            names = _decode(bands[i]) if bands is not None else [f"band{b}" for b in range(n_bands)]
+            names = names_of[i]
             real = curves[i, :, 2, :] > 0  # flux_err = 0 marks padding
             band_index, point = np.nonzero(real)
             out.append({

@@ -1,7 +1,9 @@
 """Read and write one MMU HDF5 shard: flat columns, axis 0 = object.
 
 Writes are atomic and validated; reads validate the layout when the shard is
-opened and the values of every block that is read.
+opened and the values of every block the first time it is read through the
+open handle. Row blocks of uncompressed columns are mapped from the file
+rather than read (``astrofm.data.mapped``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import h5py
 import numpy as np
 
 from astrofm.data.layout import healpix_index
+from astrofm.data.mapped import MappedColumn, file_descriptor, map_rows, mappable
 from astrofm.data.schema import (
     DEC,
     HEALPIX,
@@ -149,6 +152,7 @@ class Shard:
         self.path = Path(path)
         self._handle: h5py.File | None = None
         self._pid: int | None = None
+        self._reset_per_handle()
         handle = self._open()
         try:
             self.columns = self._scan_columns(handle)
@@ -187,7 +191,15 @@ class Shard:
             raise DataFormatError(self.path, "not a readable HDF5 file (truncated or another format)",
                                   expected="an HDF5 shard", found=str(error).split("(")[0].strip()) from error
         self._pid = os.getpid()
+        self._reset_per_handle()
         return self._handle
+
+    def _reset_per_handle(self) -> None:
+        """Forget what belongs to the open file handle: mapped columns and blocks already checked."""
+        self._mapped: dict[str, MappedColumn | None] = {}
+        #: (column, start, stop) of row ranges whose values passed ``check_values`` through this handle
+        #: (a file is only ever replaced by a rename, never rewritten in place, so they stay valid).
+        self._checked: set[tuple[str, int, int]] = set()
 
     def close(self) -> None:
         """Close the file handle (reopened on the next read)."""
@@ -199,6 +211,7 @@ class Shard:
         state = self.__dict__.copy()
         state["_handle"] = None
         state["_pid"] = None
+        state["_mapped"], state["_checked"] = {}, set()
         return state
 
     def _scan_columns(self, handle: h5py.File) -> dict[str, ColumnInfo]:
@@ -236,6 +249,10 @@ class Shard:
                      rows: np.ndarray | None = None) -> np.ndarray:
         handle = self._open()
         try:
+            if rows is None and stop is not None and stop > start:
+                mapped = self._mapped_rows(handle, name, start, stop)
+                if mapped is not None:
+                    return mapped
             dataset = handle[name]
             if rows is not None:
                 return dataset[np.sort(rows)] if len(rows) else dataset[0:0]
@@ -244,6 +261,19 @@ class Shard:
             where = f"rows {start}:{stop}" if rows is None else f"{len(rows)} rows"
             raise DataFormatError(self.path, f"cannot read {where} (truncated or corrupt file)", field=name,
                                   found=str(error)) from error
+
+    def _mapped_rows(self, handle: h5py.File, name: str, start: int, stop: int) -> np.ndarray | None:
+        """Rows ``start:stop`` of a column mapped from the file, or None if its layout can't be mapped."""
+        if name not in self._mapped:
+            fd = file_descriptor(handle)
+            self._mapped[name] = mappable(handle[name], os.fstat(fd).st_size) if fd is not None else None
+        column = self._mapped[name]
+        if column is None:
+            return None
+        try:
+            return map_rows(handle.id.get_vfd_handle(), column, start, stop)
+        except OSError:  # e.g. the process's mapping limit is reached: read instead
+            return None
 
     # -- public reading ---------------------------------------------------------------------
     @property
@@ -286,8 +316,12 @@ class Shard:
                 raise DataFormatError(self.path, "missing column", field=name, expected="a column of that name",
                                       found=f"columns {sorted(self.columns)[:12]}")
             values = self._read_column(actual, start, stop, rows)
-            for schema in _schemas_with(name):
-                schema.check_values(self.path, name, values, ids)
+            checked = (name, start, stop) if rows is None else None
+            if checked not in self._checked:
+                for schema in _schemas_with(name):
+                    schema.check_values(self.path, name, values, ids)
+                if checked is not None:
+                    self._checked.add(checked)
             block[name] = values
         return block
 

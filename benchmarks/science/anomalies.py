@@ -12,7 +12,8 @@ injected anomalies of the test split) is measured with no labels, then after 100
 
 Run: ``python -m benchmarks.science.anomalies`` after ``benchmarks.science.galaxies`` and ``.stars``, or
 ``python -m benchmarks.science.anomalies --model astrofm/hub/weights/astrofm-sim-small`` for one pretrained
-folder that embeds both populations (the zoo model has all four modalities).
+folder that embeds both populations (the zoo model has all four modalities); ``--galaxies-model`` and
+``--stars-model`` choose a folder per population.
 """
 
 from __future__ import annotations
@@ -87,14 +88,18 @@ def main() -> None:
     parser.add_argument("--root", default=None, help="another simulated universe (default: data/sim/small)")
     parser.add_argument("--preset", default="small", help="its simulator preset")
     parser.add_argument("--model", default=None, help="one pretrained folder for both populations")
+    for name in POPULATIONS:
+        parser.add_argument(f"--{name}-model", default=None, help=f"pretrained folder for the {name} (overrides "
+                            "--model)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
     C.use_root(args.root, args.preset)
     start = time.perf_counter()
-    if args.model:
-        for spec in POPULATIONS.values():
-            spec["model"] = Path(args.model)
+    for name, spec in POPULATIONS.items():
+        chosen = getattr(args, f"{name}_model") or args.model
+        if chosen:
+            spec["model"] = Path(chosen)
     missing = [str(s["model"]) for s in POPULATIONS.values() if not s["model"].exists()]
     if missing:
         raise SystemExit(f"run benchmarks.science.galaxies and .stars first (missing {missing})")
@@ -133,7 +138,7 @@ def main() -> None:
            baseline="science.s5_anomaly_precision_0 (same ranking before labels)",
            notes=note + "; Astronomaly-style active learning, oracle labels 5 (anomaly) or 0, 5 rounds of 20",
            curve=curve, **common)
-    if args.model:
+    if args.model and all(spec["model"] == Path(args.model) for spec in POPULATIONS.values()):
         C.update_card(args.model, {"science.s5_anomaly_precision_0": unsupervised,
                                    "science.s5_anomaly_precision_100": after})
 

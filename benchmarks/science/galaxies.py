@@ -129,6 +129,8 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="galaxy-clip", help="a config of configs/science (galaxy-clip, "
+                        "galaxy-clip-full)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--minutes", type=float, default=22.0, help="CLIP training budget")
     parser.add_argument("--supervised-minutes", type=float, default=10.0)
@@ -144,7 +146,7 @@ def main() -> None:
     C.setup(args.threads)
     C.use_root(args.root, args.preset)
     start = time.perf_counter()
-    config = C.load_config("galaxy-clip")
+    config = C.load_config(args.config)
     workdir = Path(args.workdir) if args.workdir else C.RUNS / "galaxies"
     model_dir = Path(args.model) if args.model else workdir / "galaxy-clip-model"
     train_info: dict[str, Any] = {"model": str(model_dir)} if args.model else {}

@@ -8,7 +8,9 @@ pages, so a freshly allocated batch costs a page fault per 4 KiB (about
 refills in place. The main process hands an arena back (a flag in a small
 shared board) once nothing refers to the batch any more, which it sees from a
 weak reference to the batch's storage: a batch the user keeps is never
-overwritten, the worker then takes a fresh arena instead.
+overwritten, the worker then takes a fresh arena instead. Every batch that
+arrives is noted when it is unpickled, so a batch the DataLoader receives and
+drops (the rest of an interrupted epoch) frees its arena too.
 
 Outside workers, arenas are plain process memory allocated through numpy
 (which asks the kernel for huge pages), fresh for every batch.
@@ -16,6 +18,7 @@ Outside workers, arenas are plain process memory allocated through numpy
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +32,8 @@ from torch.utils.data import get_worker_info
 ALIGN = 64
 #: Arenas per DataLoader worker in a ring (batches in flight: prefetched, held by the loop, being built).
 RING_SLOTS = 6
+#: Ring arenas that arrived in this process (batches unpickled), per board token, until their board sweeps.
+_RECEIVED: dict[int, list[tuple[int, int, StorageWeakRef]]] = {}
 
 
 @cache
@@ -73,17 +78,20 @@ class Arena:
     memory: torch.Tensor
     worker: int = -1
     slot: int = -1
+    board: int = 0  # token of the ReleaseBoard of the ring
 
 
 class ReleaseBoard:
     """Which ring arenas of which worker are still in use by the consumer (shared between processes).
 
-    Workers take a free slot and mark it used; the consumer tracks every batch
-    it receives from a slot and frees the slot once the batch's storage is gone.
+    Workers take a free slot and mark it used; every batch of a slot that
+    arrives in the consumer is noted (``received``), and ``sweep`` frees the
+    slot once the storage of every copy received is gone.
     """
 
     def __init__(self, num_workers: int, slots: int = RING_SLOTS) -> None:
         self.used = torch.zeros((num_workers, slots), dtype=torch.uint8).share_memory_()
+        self.token = int.from_bytes(os.urandom(7), "little") | 1  # names this board's arenas in batches
         self._pending: list[tuple[int, int, StorageWeakRef]] = []
         self._rings: dict[int, list[torch.Tensor | None]] = {}
 
@@ -98,37 +106,35 @@ class ReleaseBoard:
             if memory is None or memory.numel() < nbytes:
                 memory = ring[slot] = shared_arena(_aligned(nbytes + nbytes // 4))  # room for longer batches
             used[slot] = 1
-            return Arena(memory[:nbytes], worker, slot)
+            return Arena(memory[:nbytes], worker, slot, self.token)
         return Arena(shared_arena(nbytes))
 
     # -- consumer side ----------------------------------------------------------------------------
-    def track(self, memory: torch.Tensor | None, worker: int, slot: int) -> None:
-        """Remember a received ring arena; it is freed once ``memory``'s storage is gone (at once without
-        ``memory``: the batch was copied out of it, e.g. pinned)."""
-        if slot < 0:
-            return
-        if memory is None:
-            self.used[worker, slot] = 0
-        else:
-            self._pending.append((worker, slot, StorageWeakRef(memory.untyped_storage())))
-
     def sweep(self) -> None:
-        """Free the slots of every tracked batch nobody refers to any more."""
-        alive = []
-        for worker, slot, ref in self._pending:
-            if ref.expired():
+        """Free the slots whose received batches nobody refers to any more (every copy of them)."""
+        self._pending += _RECEIVED.pop(self.token, [])
+        alive = [(worker, slot, ref) for worker, slot, ref in self._pending if not ref.expired()]
+        in_use = {(worker, slot) for worker, slot, _ in alive}
+        for worker, slot, _ in self._pending:
+            if (worker, slot) not in in_use:
                 self.used[worker, slot] = 0
-            else:
-                alive.append((worker, slot, ref))
         self._pending = alive
 
     def reset(self) -> None:
         """Forget every slot (new workers, nothing in flight)."""
         self.used.zero_()
         self._pending = []
+        _RECEIVED.pop(self.token, None)
 
     def __getstate__(self) -> dict[str, object]:
-        return {"used": self.used, "_pending": [], "_rings": {}}
+        return {"used": self.used, "token": self.token, "_pending": [], "_rings": {}}
+
+
+def received(board: int, worker: int, slot: int, memory: torch.Tensor) -> None:
+    """Note a ring arena that arrived in this process (a batch was unpickled); its board frees the slot on a
+    sweep once ``memory``'s storage is gone."""
+    if board and slot >= 0:
+        _RECEIVED.setdefault(board, []).append((worker, slot, StorageWeakRef(memory.untyped_storage())))
 
 
 def acquire(nbytes: int, board: ReleaseBoard | None = None) -> Arena:

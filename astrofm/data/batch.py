@@ -79,6 +79,8 @@ class Batch:
     memory: torch.Tensor | None = field(default=None, repr=False, compare=False)
     #: (DataLoader worker, ring slot) the arena came from; (-1, -1) if from no ring.
     arena_slot: tuple[int, int] = field(default=(-1, -1), repr=False, compare=False)
+    #: Token of the ``ReleaseBoard`` of that ring (0: none).
+    arena_board: int = field(default=0, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.object_id)
@@ -115,13 +117,9 @@ class Batch:
         return self.map_tensors(move)
 
     def pin_memory(self) -> Batch:
-        """Pinned copy for fast host-to-GPU transfer (called by DataLoader(pin_memory=True)).
-
-        The copy keeps ``arena_slot`` (without the arena): the consumer frees that slot at once.
-        """
-        pinned = self.map_tensors(torch.Tensor.pin_memory)
-        pinned.arena_slot = self.arena_slot
-        return pinned
+        """Pinned copy for fast host-to-GPU transfer (called by DataLoader(pin_memory=True)); the arena is
+        freed for reuse once this batch is dropped."""
+        return self.map_tensors(torch.Tensor.pin_memory)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickle the arena once (one shared-memory handle between processes) when every tensor views it."""
@@ -140,7 +138,7 @@ class Batch:
             skeleton = self.map_tensors(where)
         except _NotInArena:
             return replace(self, memory=None).__reduce_ex__(protocol)
-        skeleton.arena_slot = self.arena_slot
+        skeleton.arena_slot, skeleton.arena_board = self.arena_slot, self.arena_board
         return (_rebuild_batch, (memory, skeleton))
 
 
@@ -150,7 +148,8 @@ class _NotInArena(Exception):
 
 def _rebuild_batch(memory: torch.Tensor, skeleton: Batch) -> Batch:
     batch = skeleton.map_tensors(lambda where: arena.view(memory, *where))  # type: ignore[arg-type]
-    batch.memory, batch.arena_slot = memory, skeleton.arena_slot
+    batch.memory, batch.arena_slot, batch.arena_board = memory, skeleton.arena_slot, skeleton.arena_board
+    arena.received(batch.arena_board, *batch.arena_slot, memory)
     return batch
 
 
@@ -283,4 +282,4 @@ def collate(samples: Sequence[Sample], board: ReleaseBoard | None = None) -> Bat
     }
     targets.update({t: tensors[i] for t, i in numeric_targets.items()})
     return Batch(object_id=ids, modalities=modalities, targets=targets, memory=memory.memory,
-                 arena_slot=(memory.worker, memory.slot))
+                 arena_slot=(memory.worker, memory.slot), arena_board=memory.board)

@@ -351,7 +351,6 @@ class StreamingLoader(DataLoader):
         for batch in super().__iter__():
             if board is not None:
                 board.sweep()
-                board.track(batch.memory, *batch.arena_slot)
             state = batch.stream_state or {}
             if "worker" in state:
                 self._consumed[state["worker"]] = state["emitted"]

@@ -74,3 +74,19 @@ def test_a_batch_pickles_its_arena_once_and_round_trips(galaxies):
     again = pickle.loads(pickle.dumps(batch))
     torch.testing.assert_close(again["image"].data["flux"], batch["image"].data["flux"])
     assert len(compact) < batch.memory.numel() + 20_000  # one arena, not one buffer per tensor plus the arena
+
+
+def test_interrupted_epochs_of_persistent_workers_give_their_arenas_back(galaxies):
+    expected = fingerprints(galaxies)
+    feed = loader(galaxies, persistent_workers=True)
+    for _ in range(4):  # the DataLoader receives and drops the batches in flight of each interrupted epoch
+        epoch = iter(feed)
+        next(epoch), next(epoch)
+        del epoch
+    rest = []
+    for batch in feed:
+        assert_same_data(batch, expected)
+        rest.append(batch.arena_slot)
+        del batch
+    assert len(rest) > 4 * RING_SLOTS
+    assert all(slot >= 0 for _, slot in rest)  # no slot was left marked in use: no fresh arenas

@@ -1,11 +1,12 @@
-"""How much redshift the simulated images hold: the S1 image encoder trained supervised on every train label.
+"""How much redshift an encoder can carry: the S1 (or S2) encoder trained supervised on every train label.
 
-S1 asks a self-supervised image embedding for kNN redshift R² >= 0.90. This measures the same image encoder
-and fitted transforms (those of ``--model``, as S1's supervised baseline does) trained from scratch as a
-redshift regressor on 100% of the labelled train galaxies (test R² of its predictions): a practical ceiling
-for what the images carry at this resolution and depth, next to ``sim.colour_knn_z_r2`` (colours and sizes
-only). Writes ``runs/science/s1-ceiling/results.json`` (no target id: it is context for S1).
-Run: ``python -m benchmarks.science.ceiling``.
+S1 asks a self-supervised image embedding for kNN redshift R² >= 0.90, S2 a spectrum embedding for 0.99.
+This measures the same encoder and fitted transforms (those of ``--model``, as S1's supervised baseline does)
+trained from scratch as a redshift regressor on 100% of the labelled train galaxies (test R² of its
+predictions): a practical ceiling for what that encoder extracts from the data at this resolution and depth,
+next to ``sim.colour_knn_z_r2`` (colours and sizes only). Writes ``runs/science/s1-ceiling/results.json``
+(``--modality spectrum``: ``s2-ceiling``; no target id: it is context for S1 and S2).
+Run: ``python -m benchmarks.science.ceiling [--modality spectrum]``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget")
     parser.add_argument("--fraction", type=float, default=1.0, help="fraction of the train labels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modality", default="image", choices=["image", "spectrum"])
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 30 epochs, 300-1500)")
     parser.add_argument("--model", default="astrofm/hub/weights/astrofm-sim-small",
                         help="pretrained folder giving the architecture and fitted transforms (weights unused)")
     args = parser.parse_args()
@@ -35,10 +38,13 @@ def main() -> None:
     config = C.load_config("galaxy-clip")
     architecture = dict(read_config(Path(args.model))["model"])
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
-    r2, info = supervised_r2(config, architecture, labels, args.fraction, args.minutes, args.seed)
-    log.info("supervised image encoder on %.0f%% of the train labels: test redshift R² %.4f (%s)",
+    r2, info = supervised_r2(config, architecture, labels, args.fraction, args.minutes, args.seed, args.modality,
+                             args.steps)
+    log.info("supervised %s encoder on %.0f%% of the train labels: test redshift R² %.4f (%s)", args.modality,
              100 * args.fraction, r2, info)
-    C.save_json(C.RUNS / "s1-ceiling" / "results.json", {"r2": r2, "fraction": args.fraction, **info})
+    folder = "s1-ceiling" if args.modality == "image" else "s2-ceiling"
+    C.save_json(C.RUNS / folder / "results.json", {"r2": r2, "fraction": args.fraction, "modality": args.modality,
+                                                   "model": args.model, **info})
 
 
 if __name__ == "__main__":

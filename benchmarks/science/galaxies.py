@@ -96,8 +96,10 @@ def pixel_pca_r2(model: AstroFM, data: Any, labels: dict[str, float], n_componen
 
 
 def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: dict[str, float],
-                  fraction: float, minutes: float, seed: int) -> tuple[float, dict[str, Any]]:
-    """The image encoder + regression head trained from scratch on ``fraction`` of the train labels."""
+                  fraction: float, minutes: float, seed: int, modality: str = "image", steps: int | None = None
+                  ) -> tuple[float, dict[str, Any]]:
+    """The ``modality`` encoder + regression head trained from scratch on ``fraction`` of the train labels
+    (test R² over the test galaxies that have the modality); ``steps`` default: 30 epochs, 300 to 1500."""
     evaluation = eval_config(config)
     evaluation["data"]["labels"] = [{"path": "truth/galaxies.hdf5", "key": "legacysurvey_object_id",
                                      "columns": ["z"]}]
@@ -107,9 +109,9 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
     manifest = C.subset_manifest(C.RUNS / "s1" / f"supervised-split-{fraction:g}.json", data, train_ids[chosen])
     data = C.data_module(evaluation, split=str(manifest), batch_size=64, cache=True)
     z = np.array([labels[i] for i in train_ids[chosen]])
-    module = FineTuneModule(architecture, ["image"], "z", task="regression", target_mean=float(z.mean()),
+    module = FineTuneModule(architecture, [modality], "z", task="regression", target_mean=float(z.mean()),
                             target_std=float(z.std()), optimizer={"lr": 1e-3, "warmup_steps": 50})
-    steps = int(np.clip(math.ceil(30 * len(chosen) / 64), 300, 1500))
+    steps = steps or int(np.clip(math.ceil(30 * len(chosen) / 64), 300, 1500))
     info = C.fit(module, data, name="s1-supervised", max_steps=steps, max_minutes=minutes, seed=seed,
                  val_every=max(50, steps // 10), monitor="val/loss", mode="min")
     predicted, truth = [], []

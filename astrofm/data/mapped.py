@@ -18,14 +18,16 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-#: dtype kinds whose bytes can be viewed as they are stored (bool, ints, floats, complex, fixed bytes).
+#: dtype kinds whose bytes can be viewed as they are stored (bool, ints, floats, complex, fixed bytes); variable-
+#: length and compound types are read by h5py.
 _VIEWABLE_KINDS = frozenset("biufcS")
 
 
 @dataclass(frozen=True)
 class MappedColumn:
-    """Where a contiguous dataset's rows lie in its file."""
+    """Where a contiguous dataset's rows lie in its open file."""
 
+    fd: int  # descriptor of the open file
     offset: int  # bytes from the start of the file
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -35,26 +37,28 @@ class MappedColumn:
         return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
 
-def mappable(dataset: h5py.Dataset, file_size: int) -> MappedColumn | None:
-    """The dataset's location if its rows can be mapped, else None (chunked, filtered, external, ...)."""
-    dtype = dataset.dtype
-    if dataset.chunks is not None or dataset.external or dtype.kind not in _VIEWABLE_KINDS or dtype.hasobject:
-        return None
-    if h5py.check_dtype(vlen=dtype) is not None or not dataset.shape or dataset.size == 0:
+def mappable(handle: h5py.File, name: str) -> MappedColumn | None:
+    """Where dataset ``name`` lies if its rows can be mapped, else None (chunked, filtered, external, not a
+    plain array, or a file not opened by the default driver)."""
+    fd = file_descriptor(handle)
+    dataset = handle[name]
+    if fd is None or dataset.chunks is not None or dataset.external or dataset.dtype.kind not in _VIEWABLE_KINDS:
         return None
     offset = dataset.id.get_offset()
-    column = MappedColumn(int(offset), tuple(dataset.shape), dtype) if offset is not None else None
-    if column is None or column.offset + column.shape[0] * column.row_bytes > file_size:
+    if offset is None or not dataset.shape or dataset.size == 0:
+        return None
+    column = MappedColumn(fd, int(offset), tuple(dataset.shape), dataset.dtype)
+    if column.offset + column.shape[0] * column.row_bytes > os.fstat(fd).st_size:
         return None  # never map past the end of a (truncated) file
     return column
 
 
-def map_rows(fd: int, column: MappedColumn, start: int, stop: int) -> np.ndarray:
+def map_rows(column: MappedColumn, start: int, stop: int) -> np.ndarray:
     """A writable copy-on-write view of rows ``start:stop`` (writes never reach the file)."""
     first = column.offset + start * column.row_bytes
     base = first - first % mmap.ALLOCATIONGRANULARITY
     length = column.offset + stop * column.row_bytes - base
-    region = mmap.mmap(fd, length, access=mmap.ACCESS_COPY, offset=base)
+    region = mmap.mmap(column.fd, length, access=mmap.ACCESS_COPY, offset=base)
     return np.ndarray((stop - start, *column.shape[1:]), column.dtype, buffer=region, offset=first - base)
 
 
@@ -64,6 +68,6 @@ def file_descriptor(handle: h5py.File) -> int | None:
         return None
     try:
         fd = handle.id.get_vfd_handle()
-        return fd if isinstance(fd, int) and fd >= 0 and os.fstat(fd).st_size > 0 else None
     except (OSError, ValueError, TypeError):  # e.g. a platform whose handle is not a descriptor
         return None
+    return fd if isinstance(fd, int) and fd >= 0 else None

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from astrofm.data.layout import healpix_index
-from astrofm.data.mapped import MappedColumn, file_descriptor, map_rows, mappable
+from astrofm.data.mapped import MappedColumn, map_rows, mappable
 from astrofm.data.schema import (
     DEC,
     HEALPIX,
@@ -265,13 +265,12 @@ class Shard:
     def _mapped_rows(self, handle: h5py.File, name: str, start: int, stop: int) -> np.ndarray | None:
         """Rows ``start:stop`` of a column mapped from the file, or None if its layout can't be mapped."""
         if name not in self._mapped:
-            fd = file_descriptor(handle)
-            self._mapped[name] = mappable(handle[name], os.fstat(fd).st_size) if fd is not None else None
+            self._mapped[name] = mappable(handle, name)
         column = self._mapped[name]
         if column is None:
             return None
         try:
-            return map_rows(handle.id.get_vfd_handle(), column, start, stop)
+            return map_rows(column, start, stop)
         except OSError:  # e.g. the process's mapping limit is reached: read instead
             return None
 

@@ -10,8 +10,14 @@ Figures (ids from the targets table):
   ``datasets.IterableDataset.from_generator`` that yields one example per
   object the way MMU's loading scripts do (open shard, searchsorted the id,
   read each column's row);
-- ``loader.rss_growth_mb``: RSS growth while streaming a dataset 10x the
-  shuffle buffer, measured after the buffer has filled.
+- ``loader.rss_growth_mb``: growth of the memory the process owns while
+  streaming a dataset 10x the shuffle buffer, measured after the buffer has
+  filled (total RSS, which also counts the pages of the mapped shard files,
+  is recorded beside it).
+
+Without a transform the stream gathers batches column by column; the
+per-object path that runs when a transform is given (here an identity
+transform) is measured beside it.
 
 The data is synthetic MMU-format galaxies (4-band 64x64 images and DESI-grid
 spectra) written with astrofm's writer. Run: ``python -m benchmarks.loader``.
@@ -82,11 +88,16 @@ def raw_h5py_rate(dataset: MMUDataset, block: int = 256) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _unchanged(sample: dict, rng: np.random.Generator | None) -> dict:
+    return sample
+
+
 def loader_rate(dataset: MMUDataset, workers: int, *, batch_size: int = 64, buffer_size: int = 1024,
-                epochs: int = 1, warmup: bool = True, persistent: bool = False) -> float:
+                epochs: int = 1, warmup: bool = True, persistent: bool = False, per_object: bool = False) -> float:
     """Samples/s of the StreamingLoader over ``epochs`` shuffled epochs, after one unmeasured epoch if ``warmup``
-    (the raw read is measured warm too)."""
-    stream = StreamingDataset(dataset, batch_size=batch_size, buffer_size=buffer_size, block_size=256, seed=0)
+    (the raw read is measured warm too); ``per_object``: through an identity transform (one dict per object)."""
+    stream = StreamingDataset(dataset, batch_size=batch_size, buffer_size=buffer_size, block_size=256, seed=0,
+                              transform=_unchanged if per_object else None)
     loader = StreamingLoader(stream, num_workers=workers, persistent_workers=persistent and workers > 0)
     if warmup:
         for _ in loader:
@@ -142,20 +153,20 @@ def datasets_generator_rate(dataset: MMUDataset, limit: int = 400) -> float:
     return n / (time.perf_counter() - start)
 
 
-def rss_growth(path: str, buffer_size: int) -> tuple[float, float]:
-    """(growth after warm-up, growth from start) in MB of RSS over one streamed epoch, in a fresh process."""
-    growth, total = in_fresh_process("benchmarks.loader:_rss_growth", path, buffer_size)
-    return growth, total
+def rss_growth(path: str, buffer_size: int) -> tuple[float, float, float, float]:
+    """Over one streamed epoch in a fresh process, in MB: growth after warm-up and from start of the memory the
+    process owns, total RSS growth (mapped file pages included), peak mapped file pages."""
+    return tuple(in_fresh_process("benchmarks.loader:_rss_growth", path, buffer_size))  # type: ignore[return-value]
 
 
-def _rss_growth(path: str, buffer_size: int) -> tuple[float, float]:
+def _rss_growth(path: str, buffer_size: int) -> tuple[float, float, float, float]:
     rss = RSSTracker()
     stream = StreamingDataset(MMUDataset(path), batch_size=32, buffer_size=buffer_size, block_size=128, seed=0)
     seen = 0
     for batch in StreamingLoader(stream, num_workers=0):
         seen += len(batch)
         rss.sample(warmed_up=seen >= 2 * buffer_size)
-    return rss.growth_mb()
+    return (*rss.growth_mb(), rss.total_growth_mb(), rss.mapped_file_mb())
 
 
 def main() -> None:
@@ -175,30 +186,36 @@ def main() -> None:
         raw = raw_h5py_rate(dataset)
         rate0 = loader_rate(dataset, 0, epochs=3)
         rate2 = loader_rate(dataset, 2, epochs=3, persistent=True)
+        per_object2 = loader_rate(dataset, 2, epochs=3, persistent=True, per_object=True)
         cold0 = loader_rate(dataset, 0, warmup=False)
         cold2 = loader_rate(dataset, 2, warmup=False)
         hf = datasets_generator_rate(dataset)
-        growth, total = rss_growth(str(data), args.buffer)
-    log.info("raw h5py %.0f/s, loader 0 workers %.0f/s, 2 workers %.0f/s (cold single epoch: %.0f/s, %.0f/s), "
-             "datasets generator %.0f/s", raw, rate0, rate2, cold0, cold2, hf)
+        growth, total, total_rss, mapped = rss_growth(str(data), args.buffer)
+    log.info("raw h5py %.0f/s, loader 0 workers %.0f/s, 2 workers %.0f/s (per object: %.0f/s; cold single epoch: "
+             "%.0f/s, %.0f/s), datasets generator %.0f/s", raw, rate0, rate2, per_object2, cold0, cold2, hf)
     detail = {"loader_0_workers_per_s": round(rate0, 1), "loader_2_workers_per_s": round(rate2, 1),
+              "per_object_2_workers_per_s": round(per_object2, 1),
               "cold_epoch_0_workers_per_s": round(cold0, 1), "cold_epoch_2_workers_per_s": round(cold2, 1),
               "raw_h5py_per_s": round(raw, 1), "datasets_generator_per_s": round(hf, 1), "n_objects": len(dataset)}
     sample = "4x64x64 image + 7781-px spectrum per object"
     record("loader.vs_raw_h5py", rate2 / raw, target=">= 0.8", unit="ratio",
            baseline="raw contiguous h5py read of the same columns and shards, same run (1 process)",
-           notes=f"{sample}; StreamingLoader shuffled (1024-row buffer), batch 64, 2 persistent workers, 3 epochs "
-                 f"after a warm-up epoch (the raw read is warmed too); 0 workers: {rate0 / raw:.2f}x; a cold "
-                 f"single epoch with fresh workers: {cold2 / raw:.2f}x",
+           notes=f"{sample}; StreamingLoader shuffled (1024-row buffer), batch 64, no transform (batches gathered "
+                 f"column by column), 2 persistent workers, 3 epochs after a warm-up epoch (the raw read is warmed "
+                 f"too); 0 workers: {rate0 / raw:.2f}x; through a per-sample (identity) transform, 2 workers: "
+                 f"{per_object2 / raw:.2f}x; a cold single epoch with fresh workers: {cold2 / raw:.2f}x",
            **detail)
     record("loader.vs_datasets_generator", rate2 / hf, target=">= 10", unit="ratio",
            baseline="datasets.IterableDataset.from_generator, per-object MMU-script-style reads, numpy format",
            notes=sample, **detail)
     record("loader.rss_growth_mb", growth, target="<= 100", unit="MB",
-           baseline="RSS after the shuffle buffer has filled",
+           baseline="memory the process owns (RSS less mapped file pages) after the shuffle buffer has filled",
            notes=f"{len(dataset)} objects = {len(dataset) / args.buffer:.0f}x the shuffle buffer ({args.buffer}); "
-                 f"growth from process start incl. the filled buffer: {total:.0f} MB",
-           rss_growth_from_start_mb=round(total, 1))
+                 f"growth from process start incl. the filled buffer: {total:.0f} MB; total RSS growth "
+                 f"{total_rss:.0f} MB, of which mapped shard-file pages {mapped:.0f} MB (page cache, bounded by "
+                 f"ASTROFM_MAP_BUDGET_MB, default a quarter of RAM)",
+           rss_growth_from_start_mb=round(total, 1), total_rss_growth_mb=round(total_rss, 1),
+           mapped_file_mb=round(mapped, 1))
 
 
 if __name__ == "__main__":

@@ -16,31 +16,62 @@ import psutil
 MB = 2**20
 
 
+def file_backed_rss(pid: int) -> int:
+    """Bytes of a process's RSS that are file pages it maps (``RssFile``; 0 where /proc does not say)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 class RSSTracker:
-    """Resident set size of this process over a run (MB): the peak during warm-up and the peak after it.
+    """Resident memory of this process over a run (MB): the peak during warm-up and the peak after it.
 
     Growth is the later peak minus the warm-up peak, so that memory which depends on a batch's shape
     (padding length, attention) and is reached during warm-up does not count, and memory that grows with
-    the number of objects processed does.
+    the number of objects processed does. It counts the memory the process owns (RSS less the file pages it
+    maps): astrofm views shard columns through maps of their files, whose pages are the page cache that any
+    read of the file fills too, shared with the kernel and dropped under memory pressure, and bounded by
+    ``ASTROFM_MAP_BUDGET_MB``. Those are tracked apart (``mapped_file_mb``), as is total RSS.
     """
 
     def __init__(self) -> None:
         self.process = psutil.Process()
-        self.start = self.peak = self.warm_peak = self.process.memory_info().rss
+        rss, mapped = self._now()
+        self.start = self.peak = self.warm_peak = rss - mapped
+        self.total_start = self.total_peak = rss
+        self.mapped_start = self.mapped_peak = mapped
         self.warmed_up = False
 
+    def _now(self) -> tuple[int, int]:
+        return self.process.memory_info().rss, file_backed_rss(self.process.pid)
+
     def sample(self, *, warmed_up: bool = False) -> None:
-        rss = self.process.memory_info().rss
+        rss, mapped = self._now()
+        owned = rss - mapped
         self.warmed_up = self.warmed_up or warmed_up
         if not self.warmed_up:
-            self.warm_peak = max(self.warm_peak, rss)
-        self.peak = max(self.peak, rss)
+            self.warm_peak = max(self.warm_peak, owned)
+        self.peak = max(self.peak, owned)
+        self.total_peak = max(self.total_peak, rss)
+        self.mapped_peak = max(self.mapped_peak, mapped)
 
     def growth_mb(self) -> tuple[float, float]:
-        """(peak growth after warm-up, peak growth from start) in MB."""
+        """(peak growth after warm-up, peak growth from start) in MB of the memory the process owns."""
         if not self.warmed_up:
             raise RuntimeError("the run ended before warm-up; measure a longer run")
         return (self.peak - self.warm_peak) / MB, (self.peak - self.start) / MB
+
+    def total_growth_mb(self) -> float:
+        """Peak RSS growth from start in MB, mapped file pages included."""
+        return (self.total_peak - self.total_start) / MB
+
+    def mapped_file_mb(self) -> float:
+        """Peak growth from start of file-backed RSS in MB (pages of files mapped during the run: shard files)."""
+        return (self.mapped_peak - self.mapped_start) / MB
 
 
 def in_fresh_process(function: str, *args: Any) -> Any:

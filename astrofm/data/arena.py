@@ -1,11 +1,14 @@
 """Batch memory: every tensor of a batch is a view into one block of memory (an arena).
 
 Why one block: a DataLoader worker hands tensors to the main process through
-shared memory, one file descriptor per tensor, and shared memory gets no huge
-pages, so a freshly allocated batch costs a page fault per 4 KiB (about
-1 GB/s, slower than reading the data from HDF5). So a batch lives in one arena
-(one descriptor per batch), and each worker keeps a ring of arenas that it
-refills in place. The main process hands an arena back (a flag in a small
+shared memory, and shared memory gets no huge pages, so a freshly allocated
+batch costs a page fault per 4 KiB (about 1 GB/s, slower than reading the
+data from HDF5). So a batch lives in one arena, and each worker keeps a ring
+of arenas that it refills in place. Ring arenas are passed to the main
+process by their shared-memory name (torch's file-system sharing, for these
+arenas only): torch's default passes a file descriptor through a socket and
+a helper thread for every batch, which cost more than the batch's data on a
+2-core machine. The main process hands an arena back (a flag in a small
 shared board) once nothing refers to the batch any more, which it sees from a
 weak reference to the batch's storage: a batch the user keeps is never
 overwritten, the worker then takes a fresh arena instead. Every batch that
@@ -22,10 +25,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
+from torch.multiprocessing.reductions import StorageWeakRef, rebuild_storage_filename
 from torch.utils.data import get_worker_info
 
 #: Byte alignment of every tensor inside an arena.
@@ -71,6 +75,37 @@ def shared_arena(nbytes: int) -> torch.Tensor:
     return torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(nbytes))
 
 
+def named_arena(nbytes: int) -> torch.Tensor:
+    """A uint8 arena in shared memory that other processes open by its name (``share_by_name``); a
+    ``shared_arena`` where torch's file-system sharing is unavailable."""
+    storage = torch.UntypedStorage(nbytes)
+    try:
+        storage._share_filename_cpu_()
+    except RuntimeError:
+        return shared_arena(nbytes)
+    return torch.empty(0, dtype=torch.uint8).set_(storage)
+
+
+def share_by_name(memory: torch.Tensor) -> tuple[Any, ...]:
+    """What another process needs to open ``memory``'s (``named_arena``) storage: its shared-memory name.
+
+    Passing a name costs nothing, where torch's default passes a file descriptor through a socket and a helper
+    thread for every batch (the main cost of moving batches out of DataLoader workers on small machines).
+    The reference taken here is dropped by ``open_by_name``, as torch does for its file-system strategy.
+    """
+    storage = memory.untyped_storage()
+    manager, name, size = storage._share_filename_cpu_()
+    storage._shared_incref()
+    return (manager, name, size, memory.storage_offset(), memory.numel())
+
+
+def open_by_name(handle: tuple[Any, ...]) -> torch.Tensor:
+    """The uint8 arena that ``share_by_name`` described, opened in this process."""
+    manager, name, size, offset, numel = handle
+    storage = rebuild_storage_filename(torch.UntypedStorage, manager, name, size)
+    return torch.empty(0, dtype=torch.uint8).set_(storage)[offset: offset + numel]
+
+
 @dataclass
 class Arena:
     """Memory for one batch, and where it came from (``slot`` -1: not from a ring)."""
@@ -104,7 +139,7 @@ class ReleaseBoard:
             if used[slot]:
                 continue
             if memory is None or memory.numel() < nbytes:
-                memory = ring[slot] = shared_arena(_aligned(nbytes + nbytes // 4))  # room for longer batches
+                memory = ring[slot] = named_arena(_aligned(nbytes + nbytes // 4))  # room for longer batches
             used[slot] = 1
             return Arena(memory[:nbytes], worker, slot, self.token)
         return Arena(shared_arena(nbytes))

@@ -139,11 +139,20 @@ class Batch:
         except _NotInArena:
             return replace(self, memory=None).__reduce_ex__(protocol)
         skeleton.arena_slot, skeleton.arena_board = self.arena_slot, self.arena_board
+        if self.arena_slot[1] >= 0:  # a ring arena: passed by its shared-memory name
+            try:
+                return (_rebuild_named_batch, (arena.share_by_name(memory), skeleton))
+            except RuntimeError:  # not shared by name (file-system sharing unavailable): torch's default
+                pass
         return (_rebuild_batch, (memory, skeleton))
 
 
 class _NotInArena(Exception):
     """A tensor of the batch does not view its arena (it was replaced after collation)."""
+
+
+def _rebuild_named_batch(handle: tuple[Any, ...], skeleton: Batch) -> Batch:
+    return _rebuild_batch(arena.open_by_name(handle), skeleton)
 
 
 def _rebuild_batch(memory: torch.Tensor, skeleton: Batch) -> Batch:
@@ -183,6 +192,17 @@ class _Plan:
         return tensors, memory
 
 
+def _copy_rows(out: np.ndarray, rows: Sequence[np.ndarray]) -> None:
+    """``out[i] = rows[i]``: one vectorized copy for small rows, row by row for large ones (faster than np.stack,
+    above all for broadcast views with zero strides)."""
+    first = rows[0]
+    if first.nbytes < 4096 and 0 not in first.strides:
+        np.stack(rows, out=out)
+        return
+    for i, row in enumerate(rows):
+        out[i] = row
+
+
 def _plan_stack(plan: _Plan, name: str, field_name: str, arrays: Sequence[np.ndarray], ids: Sequence[str],
                 ragged_axis0: bool) -> int:
     """Plan one tensor stacking ``arrays``, zero-padding axis 0 (only if ``ragged_axis0``) to the longest."""
@@ -190,7 +210,7 @@ def _plan_stack(plan: _Plan, name: str, field_name: str, arrays: Sequence[np.nda
     trailing = first.shape[1:]
     dtype = np.result_type(*[a.dtype for a in arrays])
     if all(a.shape == first.shape for a in arrays):
-        return plan.add((len(arrays), *first.shape), dtype, lambda out: np.stack(arrays, out=out))
+        return plan.add((len(arrays), *first.shape), dtype, lambda out: _copy_rows(out, arrays))
     for a, oid in zip(arrays, ids):
         if a.ndim != first.ndim or a.shape[1:] != trailing or (not ragged_axis0 and a.shape != first.shape):
             raise DataFormatError(
@@ -207,6 +227,21 @@ def _plan_stack(plan: _Plan, name: str, field_name: str, arrays: Sequence[np.nda
 
 
 @dataclass
+class _Rows:
+    """One field of a batch as rows of block arrays that share row shape and dtype: no per-row checks."""
+
+    pairs: list[tuple[np.ndarray, int]]  # (block array, row) per object
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.pairs), *self.pairs[0][0].shape[1:])
+
+    def rows(self) -> list[np.ndarray]:
+        """The row views, in batch order."""
+        return [array[r] for array, r in self.pairs]
+
+
+@dataclass
 class _PlannedModality:
     data: dict[str, int]
     presence: int
@@ -214,19 +249,20 @@ class _PlannedModality:
     meta: dict[str, list[Any]]
 
 
-def _plan_modality(plan: _Plan, name: str, items: Sequence[Mapping[str, Any]], ids: Sequence[str],
+def _plan_modality(plan: _Plan, name: str, fields: Mapping[str, Sequence[Any]], ids: Sequence[str],
                    presence: np.ndarray) -> _PlannedModality:
+    """Plan the tensors of one modality from its fields, each a list over the present objects."""
     plugin = ARRAY_MODALITIES.get(name)
     sequence_field = plugin.sequence_field if plugin is not None else None
     data: dict[str, int] = {}
     meta: dict[str, list[Any]] = {}
     arrays_of: dict[str, list[np.ndarray]] = {}
-    for key in items[0]:
-        values = [it.get(key) for it in items]
-        if any(v is None for v in values):
-            missing = ids[next(i for i, v in enumerate(values) if v is None)]
-            raise DataFormatError(None, f"field missing in some objects of modality '{name}'", object_id=missing,
-                                  field=key, expected="the same fields in every object", found="no such field")
+    for key, values in fields.items():
+        if isinstance(values, _Rows):
+            rows = values.rows()
+            data[key] = plan.add(values.shape, values.pairs[0][0].dtype, lambda out, r=rows: _copy_rows(out, r))
+            arrays_of[key] = rows
+            continue
         if isinstance(values[0], np.ndarray | torch.Tensor | np.generic | float | int | bool) and not isinstance(
                 values[0], str):
             arrays = [np.asarray(v) for v in values]
@@ -235,12 +271,12 @@ def _plan_modality(plan: _Plan, name: str, items: Sequence[Mapping[str, Any]], i
                 data[key] = _plan_stack(plan, name, key, arrays, ids, ragged)
                 arrays_of[key] = arrays
                 continue
-        meta[key] = values
+        meta[key] = list(values)
     mask = None
     if sequence_field is not None and sequence_field in data:
         lengths = np.array([len(a) for a in arrays_of[sequence_field]])
         length = plan.items[data[sequence_field]].shape[1]
-        mask = plan.add((len(items), length), np.dtype(bool),
+        mask = plan.add((len(ids), length), np.dtype(bool),
                         lambda out: np.less(np.arange(length)[None, :], lengths[:, None], out=out))
     elif OBSERVED_FIELD in data:
         observed = arrays_of[OBSERVED_FIELD]
@@ -248,6 +284,19 @@ def _plan_modality(plan: _Plan, name: str, items: Sequence[Mapping[str, Any]], i
                         lambda out: np.not_equal(np.stack(observed), 0, out=out))
     present = plan.add(presence.shape, np.dtype(bool), lambda out: np.copyto(out, presence))
     return _PlannedModality(data, present, mask, meta)
+
+
+def _fields_of(name: str, items: Sequence[Mapping[str, Any]], ids: Sequence[str]) -> dict[str, list[Any]]:
+    """Per-object modality dicts as one list per field; every object must have the fields of the first."""
+    fields = {}
+    for key in items[0]:
+        values = [it.get(key) for it in items]
+        if any(v is None for v in values):
+            missing = ids[next(i for i, v in enumerate(values) if v is None)]
+            raise DataFormatError(None, f"field missing in some objects of modality '{name}'", object_id=missing,
+                                  field=key, expected="the same fields in every object", found="no such field")
+        fields[key] = values
+    return fields
 
 
 def collate(samples: Sequence[Sample], board: ReleaseBoard | None = None) -> Batch:
@@ -259,27 +308,80 @@ def collate(samples: Sequence[Sample], board: ReleaseBoard | None = None) -> Bat
         raise DataFormatError(None, "cannot collate an empty list of samples")
     ids = [str(s.get("object_id", i)) for i, s in enumerate(samples)]
     names = list(dict.fromkeys(k for s in samples for k in s if k not in RESERVED_KEYS and not k.startswith("_")))
-    plan = _Plan()
-    planned: dict[str, _PlannedModality] = {}
+    modalities = {}
     for name in names:
         presence = np.array([name in s for s in samples], dtype=bool)
-        present = [s[name] for s in samples if name in s]
         present_ids = [i for i, p in zip(ids, presence) if p]
-        planned[name] = _plan_modality(plan, name, present, present_ids, presence)
+        modalities[name] = (_fields_of(name, [s[name] for s in samples if name in s], present_ids), presence)
+    targets = {t: [s.get("targets", {}).get(t) for s in samples]
+               for t in dict.fromkeys(k for s in samples for k in s.get("targets", {}))}
+    return _collate_fields(ids, modalities, targets, board)
+
+
+@dataclass(eq=False)
+class ColumnBlock:
+    """A block of rows in columnar form, the way a batch is gathered without one dict per object.
+
+    ``modalities[name][field]`` is an array with a leading row axis or a list with one entry per row (the
+    fields of ``DataModality.block_fields``); ``targets[name]`` a list of Python scalars.
+    """
+
+    object_id: list[str]
+    modalities: dict[str, dict[str, Any]]
+    targets: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.object_id)
+
+
+def collate_rows(rows: Sequence[tuple[ColumnBlock, int]], board: ReleaseBoard | None = None) -> Batch:
+    """Collate rows ``(block, row)`` of column blocks into the ``Batch`` that ``collate`` makes of their samples."""
+    if not rows:
+        raise DataFormatError(None, "cannot collate an empty list of rows")
+    ids = [block.object_id[r] for block, r in rows]
+    names = list(dict.fromkeys(name for block in dict.fromkeys(b for b, _ in rows) for name in block.modalities))
+    modalities = {}
+    for name in names:
+        presence = np.array([name in block.modalities for block, _ in rows], dtype=bool)
+        present = [(block.modalities[name], r) for block, r in rows if name in block.modalities]
+        distinct = list({id(columns): columns for columns, _ in present}.values())
+        fields: dict[str, Any] = {}
+        for key in present[0][0]:
+            first = distinct[0][key]
+            if isinstance(first, np.ndarray) and first.dtype.kind in "biuf" and all(
+                    isinstance(c[key], np.ndarray) and c[key].shape[1:] == first.shape[1:]
+                    and c[key].dtype == first.dtype for c in distinct):
+                fields[key] = _Rows([(columns[key], r) for columns, r in present])
+            else:
+                fields[key] = [columns[key][r] for columns, r in present]
+        modalities[name] = (fields, presence)
+    targets = {t: [block.targets[t][r] if t in block.targets else None for block, r in rows]
+               for t in dict.fromkeys(t for block, _ in rows for t in block.targets)}
+    return _collate_fields(ids, modalities, targets, board)
+
+
+def _collate_fields(ids: list[str], modalities: Mapping[str, tuple[Mapping[str, Sequence[Any]], np.ndarray]],
+                    targets: Mapping[str, list[Any]], board: ReleaseBoard | None) -> Batch:
+    """The batch of objects ``ids``: per modality its fields (lists over the present objects) and presence;
+    per target its values (None where unknown)."""
+    plan = _Plan()
+    planned: dict[str, _PlannedModality] = {}
+    for name, (fields, presence) in modalities.items():
+        present_ids = [i for i, p in zip(ids, presence) if p]
+        planned[name] = _plan_modality(plan, name, fields, present_ids, presence)
     numeric_targets: dict[str, int] = {}
-    targets: dict[str, torch.Tensor | list[Any]] = {}
-    for t in dict.fromkeys(k for s in samples for k in s.get("targets", {})):
-        values = [s.get("targets", {}).get(t) for s in samples]
+    target_values: dict[str, torch.Tensor | list[Any]] = {}
+    for t, values in targets.items():
         if all(v is None or (isinstance(v, int | float | np.number) and not isinstance(v, bool)) for v in values):
             numbers = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
             numeric_targets[t] = plan.add(numbers.shape, numbers.dtype, lambda out, x=numbers: np.copyto(out, x))
-        targets[t] = values
+        target_values[t] = values
     tensors, memory = plan.realize(board)
-    modalities = {
+    batch_modalities = {
         name: ModalityBatch(data={k: tensors[i] for k, i in p.data.items()}, presence=tensors[p.presence],
                             mask=None if p.mask is None else tensors[p.mask], meta=p.meta)
         for name, p in planned.items()
     }
-    targets.update({t: tensors[i] for t, i in numeric_targets.items()})
-    return Batch(object_id=ids, modalities=modalities, targets=targets, memory=memory.memory,
+    target_values.update({t: tensors[i] for t, i in numeric_targets.items()})
+    return Batch(object_id=ids, modalities=batch_modalities, targets=target_values, memory=memory.memory,
                  arena_slot=(memory.worker, memory.slot), arena_board=memory.board)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from astrofm.data.batch import ColumnBlock
 from astrofm.data.layout import discover_shards, healpix_index, shard_path
 from astrofm.data.modalities import ARRAY_MODALITIES, DataModality, Sample, TabularModality
 from astrofm.data.schema import DEC, HEALPIX, OBJECT_ID, RA, object_id_str
@@ -147,9 +148,7 @@ class MMUDataset:
 
     def _samples(self, shard: Shard, block: Mapping[str, np.ndarray]) -> list[Sample]:
         n = len(block[OBJECT_ID])
-        samples: list[Sample] = [
-            {"object_id": object_id_str(block[OBJECT_ID][i])} for i in range(n)
-        ]
+        samples: list[Sample] = [{"object_id": oid} for oid in self._object_ids(block)]
         if RA in block and DEC in block:
             for i, s in enumerate(samples):
                 s["ra"] = float(block[RA][i])
@@ -158,9 +157,32 @@ class MMUDataset:
             for s, item in zip(samples, plugin.to_samples(block, n)):
                 s[name] = item
         if self.target_columns:
+            targets = self._targets(block)
             for i, s in enumerate(samples):
-                s["targets"] = {t: _scalar(block[t][i]) for t in self.target_columns}
+                s["targets"] = {t: values[i] for t, values in targets.items()}
         return samples
+
+    @staticmethod
+    def _object_ids(block: Mapping[str, np.ndarray]) -> list[str]:
+        return [object_id_str(v) for v in block[OBJECT_ID]]
+
+    def _targets(self, block: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+        return {t: [_scalar(v) for v in block[t]] for t in self.target_columns}
+
+    @property
+    def columnar(self) -> bool:
+        """Whether every modality read has a columnar form (``read_block_columns`` works)."""
+        return all(plugin.columnar for plugin in self.plugins.values())
+
+    def read_block_columns(self, ref: BlockRef, *, check: bool = True) -> ColumnBlock:
+        """One contiguous block of rows in columnar form (fields view the block; no per-object dicts); values
+        checked unless ``check`` is False."""
+        shard = self.shards[ref.file]
+        block = shard.read(self._columns_for(shard), ref.start, ref.stop, check=check)
+        n = len(block[OBJECT_ID])
+        return ColumnBlock(self._object_ids(block),
+                           {name: plugin.block_fields(block, n) for name, plugin in self.plugins.items()},
+                           self._targets(block))
 
     def read_block(self, ref: BlockRef) -> list[Sample]:
         """Samples of one contiguous block of rows."""

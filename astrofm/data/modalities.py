@@ -63,15 +63,24 @@ class DataModality(ABC):
     schema: ClassVar[ModalitySchema | None] = None
     #: Sample field whose axis 0 is the variable-length sequence axis (None: fixed size).
     sequence_field: ClassVar[str | None] = None
+    #: Every row of a block has the same field shapes, so ``block_fields`` gives the block in columnar form.
+    columnar: ClassVar[bool] = True
 
     def columns(self, available: Sequence[str]) -> list[str]:
         """The MMU columns this modality reads, among ``available``."""
         assert self.schema is not None
         return [f.name for f in self.schema.fields if f.name in available]
 
-    @abstractmethod
+    def block_fields(self, block: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+        """The sample fields of a block of ``n`` rows in columnar form: arrays with a leading row axis (views of
+        the block where possible) or lists with one entry per row. Modalities whose rows differ in shape
+        set ``columnar = False`` and override ``to_samples`` instead."""
+        raise NotImplementedError(f"modality '{self.name}' has no columnar form")
+
     def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
         """Per-object modality dicts from a block of ``n`` rows of MMU columns."""
+        fields = self.block_fields(block, n)
+        return [{key: values[i] for key, values in fields.items()} for i in range(n)]
 
     @abstractmethod
     def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -94,27 +103,21 @@ class ImageModality(DataModality):
     name = "image"
     schema = IMAGE_SCHEMA
 
-    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
-        flux = block["image_array"]
+    def block_fields(self, block: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+        flux = block["image_array"][:n]
         n_bands = flux.shape[1]
-        ivar = block.get("image_ivar")
-        mask = block.get("image_mask")
+        ivar, mask = block.get("image_ivar"), block.get("image_mask")
         if mask is not None and mask.ndim == 3:  # Legacy Survey: one mask for all bands
-            mask = np.broadcast_to(mask[:, None], flux.shape)
-        names = _band_names(block.get("image_band"), n, n_bands)
-        psf = block.get("image_psf_fwhm")
-        scale = block.get("image_scale")
-        out = []
-        for i in range(n):
-            out.append({
-                "flux": flux[i],
-                "ivar": ivar[i] if ivar is not None else np.ones_like(flux[i]),
-                "mask": np.ascontiguousarray(mask[i]) if mask is not None else np.ones(flux[i].shape, bool),
-                "band": names[i],
-                "psf_fwhm": psf[i] if psf is not None else np.full(n_bands, np.nan, np.float32),
-                "scale": scale[i] if scale is not None else np.full(n_bands, np.nan, np.float32),
-            })
-        return out
+            mask = np.broadcast_to(mask[:n, None], flux.shape)
+        psf, scale = block.get("image_psf_fwhm"), block.get("image_scale")
+        return {
+            "flux": flux,
+            "ivar": ivar[:n] if ivar is not None else np.broadcast_to(np.float32(1), flux.shape),
+            "mask": mask[:n] if mask is not None else np.broadcast_to(True, flux.shape),
+            "band": _band_names(block.get("image_band"), n, n_bands),
+            "psf_fwhm": psf[:n] if psf is not None else np.full((n, n_bands), np.nan, np.float32),
+            "scale": scale[:n] if scale is not None else np.full((n, n_bands), np.nan, np.float32),
+        }
 
     def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         masks = np.stack([np.asarray(it["mask"], bool) for it in items])
@@ -163,21 +166,14 @@ class SpectrumModality(DataModality):
     sequence_field = "flux"
     _fields = ("flux", "ivar", "lambda", "mask", "lsf_sigma")
 
-    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
-        flux = block["spectrum_flux"]
-        cols = {f: block.get(f"spectrum_{f}") for f in self._fields}
-        out = []
-        for i in range(n):
-            item = {
-                "flux": flux[i],
-                "ivar": cols["ivar"][i] if cols["ivar"] is not None else np.ones_like(flux[i]),
-                "lambda": cols["lambda"][i],
-                "mask": cols["mask"][i] if cols["mask"] is not None else np.zeros(flux[i].shape, bool),
-                "lsf_sigma": cols["lsf_sigma"][i] if cols["lsf_sigma"] is not None
-                else np.zeros_like(flux[i]),
-            }
-            out.append(item)
-        return out
+    def block_fields(self, block: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+        flux = block["spectrum_flux"][:n]
+        defaults = {"ivar": np.float32(1), "mask": False, "lsf_sigma": np.float32(0)}
+        fields = {}
+        for f in self._fields:
+            column = block.get(f"spectrum_{f}") if f in defaults else block[f"spectrum_{f}"]
+            fields[f] = column[:n] if column is not None else np.broadcast_to(defaults[f], flux.shape)
+        return fields
 
     def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         length = max(len(it["flux"]) for it in items)
@@ -208,6 +204,7 @@ class LightCurveModality(DataModality):
     name = "lightcurve"
     schema = LIGHTCURVE_SCHEMA
     sequence_field = "time"
+    columnar = False  # padding is dropped: every curve has its own length
 
     def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
         curves = block["lightcurve"]  # (n, B, 3, L)
@@ -282,11 +279,10 @@ class TabularModality(DataModality):
                                   expected="catalog columns", found=f"available {sorted(available)[:20]}")
         return list(self.column_names)
 
-    def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
-        values = np.stack([np.asarray(block[c], dtype=np.float64) for c in self.column_names], axis=1)
+    def block_fields(self, block: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
+        values = np.stack([np.asarray(block[c][:n], dtype=np.float64) for c in self.column_names], axis=1)
         values[~np.isfinite(values)] = np.nan
-        values = values.astype(np.float32)
-        return [{"values": values[i]} for i in range(n)]
+        return {"values": values.astype(np.float32)}
 
     def to_columns(self, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         values = np.stack([it["values"] for it in items]).astype(np.float32)

@@ -2,8 +2,9 @@
 
 Writes are atomic and validated; reads validate the layout when the shard is
 opened and the values of every block the first time it is read through the
-open handle. Row blocks of uncompressed columns are mapped from the file
-rather than read (``astrofm.data.mapped``).
+open handle (or the first time its stream reads it). Uncompressed columns are
+viewed through a read-only map of the file rather than read
+(``astrofm.data.mapped``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import h5py
 import numpy as np
 
 from astrofm.data.layout import healpix_index
-from astrofm.data.mapped import MappedColumn, map_rows, mappable
+from astrofm.data.mapped import MappedColumn, column_view, mappable, populate
 from astrofm.data.schema import (
     DEC,
     HEALPIX,
@@ -200,6 +201,8 @@ class Shard:
         #: (column, start, stop) of row ranges whose values passed ``check_values`` through this handle
         #: (a file is only ever replaced by a rename, never rewritten in place, so they stay valid).
         self._checked: set[tuple[str, int, int]] = set()
+        #: (column, start, stop) of mapped row ranges whose page tables this process has built
+        self._populated: set[tuple[str, int, int]] = set()
 
     def close(self) -> None:
         """Close the file handle (reopened on the next read)."""
@@ -211,7 +214,7 @@ class Shard:
         state = self.__dict__.copy()
         state["_handle"] = None
         state["_pid"] = None
-        state["_mapped"], state["_checked"] = {}, set()
+        state["_mapped"], state["_checked"], state["_populated"] = {}, set(), set()
         return state
 
     def _scan_columns(self, handle: h5py.File) -> dict[str, ColumnInfo]:
@@ -263,14 +266,19 @@ class Shard:
                                   found=str(error)) from error
 
     def _mapped_rows(self, handle: h5py.File, name: str, start: int, stop: int) -> np.ndarray | None:
-        """Rows ``start:stop`` of a column mapped from the file, or None if its layout can't be mapped."""
+        """Rows ``start:stop`` of a column as a read-only view of the file's map, or None if its layout can't be
+        mapped."""
         if name not in self._mapped:
             self._mapped[name] = mappable(handle, name)
         column = self._mapped[name]
         if column is None:
             return None
         try:
-            return map_rows(column, start, stop)
+            view = column_view(column)[start:stop]
+            if (name, start, stop) not in self._populated:
+                populate(column, start, stop)
+                self._populated.add((name, start, stop))
+            return view
         except OSError:  # e.g. the process's mapping limit is reached: read instead
             return None
 
@@ -301,8 +309,9 @@ class Shard:
         return [name for name in self.columns if name not in skip]
 
     def read(self, columns: Sequence[str], start: int = 0, stop: int | None = None,
-             rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Read ``columns`` for rows ``start:stop`` (or the sorted ``rows``), values checked.
+             rows: np.ndarray | None = None, *, check: bool = True) -> dict[str, np.ndarray]:
+        """Read ``columns`` for rows ``start:stop`` (or the sorted ``rows``), values checked unless ``check`` is
+        False (rows another process of the same stream has checked already).
 
         Standard names (``object_id``, ``ra``, ``dec``) resolve their aliases.
         """
@@ -316,7 +325,7 @@ class Shard:
                                       found=f"columns {sorted(self.columns)[:12]}")
             values = self._read_column(actual, start, stop, rows)
             checked = (name, start, stop) if rows is None else None
-            if checked not in self._checked:
+            if check and checked not in self._checked:
                 for schema in _schemas_with(name):
                     schema.check_values(self.path, name, values, ids)
                 if checked is not None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from astrofm.data.batch import ColumnBlock
 from astrofm.data.dataset import BlockRef
 from astrofm.data.modalities import Sample
 
@@ -31,6 +32,20 @@ class BlockSource(Protocol):
 
     def read_block_rows(self, ref: BlockRef, rows: Sequence[int]) -> list[Sample]:
         """Samples of the given rows of a block (relative to the block), in that order."""
+        ...
+
+
+@runtime_checkable
+class ColumnSource(BlockSource, Protocol):
+    """A block source that can also give a block in columnar form (batches gathered without per-object dicts)."""
+
+    @property
+    def columnar(self) -> bool:
+        """Whether every modality it reads has a columnar form."""
+        ...
+
+    def read_block_columns(self, ref: BlockRef, *, check: bool = True) -> ColumnBlock:
+        """One block of rows in columnar form; values checked unless ``check`` is False."""
         ...
 
 

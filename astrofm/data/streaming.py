@@ -29,10 +29,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from astrofm.data.arena import ReleaseBoard
-from astrofm.data.batch import Batch, collate
+from astrofm.data.batch import Batch, ColumnBlock, collate, collate_rows
 from astrofm.data.dataset import BlockRef
 from astrofm.data.modalities import Sample
-from astrofm.data.sources import BlockSource
+from astrofm.data.sources import BlockSource, ColumnSource
 from astrofm.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,9 @@ def shuffled_stream(
     resident_blocks: int,
     rng: np.random.Generator | None,
     skip: int = 0,
-) -> Iterator[Sample]:
-    """Stream the rows of ``refs``, shuffled across ``resident_blocks`` blocks held in memory.
+) -> Iterator[Any]:
+    """Stream the rows of ``refs`` (samples, or whatever items ``source`` gives per row), shuffled across
+    ``resident_blocks`` blocks held in memory.
 
     With a generator, each emitted sample is drawn uniformly from the rows
     not yet emitted of the resident blocks; when a block is used up, the next
@@ -106,7 +107,7 @@ def shuffled_stream(
     uniform = _Uniforms(rng) if rng is not None else None
     keys: list[tuple[int, int]] = []  # rows not yet emitted of the resident blocks
     remaining: dict[int, int] = {}
-    store: dict[tuple[int, int], Sample] = {}
+    store: dict[tuple[int, int], Any] = {}
     emitted = 0
     upcoming = iter(range(len(refs)))
 
@@ -126,7 +127,7 @@ def shuffled_stream(
             keys.extend(new if shuffle else reversed(new))
             remaining[b] = length
 
-    def fetch(key: tuple[int, int]) -> Sample:
+    def fetch(key: tuple[int, int]) -> Any:
         if key not in store:  # loaded while skipping: read its block's rows that are still to come
             block = key[0]
             rows = sorted({r for b, r in keys if b == block} | {key[1]})
@@ -156,6 +157,41 @@ def shuffled_stream(
                     break
 
 
+class ColumnRows:
+    """A columnar source's blocks as ``(ColumnBlock, row)`` items instead of samples: batches are then gathered
+    column by column (``collate_rows``), with no dict per object.
+
+    ``validated``: one flag per block of ``refs``, shared by the stream's DataLoader workers; a block's values
+    are checked by the first worker that reads it, not once per worker.
+    """
+
+    def __init__(self, source: ColumnSource, refs: Sequence[BlockRef] = (),
+                 validated: torch.Tensor | None = None) -> None:
+        self.source = source
+        self.name = source.name
+        self.validated = validated
+        self._index = {ref: i for i, ref in enumerate(refs)}
+
+    def blocks(self, block_size: int) -> list[BlockRef]:
+        return self.source.blocks(block_size)
+
+    def _read(self, ref: BlockRef) -> ColumnBlock:
+        i, flags = self._index.get(ref), self.validated
+        if flags is None or i is None:
+            return self.source.read_block_columns(ref)
+        block = self.source.read_block_columns(ref, check=not bool(flags[i]))
+        flags[i] = 1
+        return block
+
+    def iter_block(self, ref: BlockRef, start: int = 0) -> Iterator[tuple[ColumnBlock, int]]:
+        block = self._read(ref)
+        return iter([(block, r) for r in range(start, len(block))])
+
+    def read_block_rows(self, ref: BlockRef, rows: Sequence[int]) -> list[tuple[ColumnBlock, int]]:
+        block = self._read(ref)
+        return [(block, int(r)) for r in rows]
+
+
 class StreamingDataset(IterableDataset[Batch]):
     """An iterable dataset of collated ``Batch``es over a block source.
 
@@ -172,7 +208,9 @@ class StreamingDataset(IterableDataset[Batch]):
     block_size:
         Rows per contiguous read.
     transform:
-        Called as ``transform(sample, rng)``; ``rng`` is None unless ``augment``.
+        Called as ``transform(sample, rng)``; ``rng`` is None unless ``augment``. Without one, a source with a
+        columnar form (``MMUDataset`` of image, spectrum and tabular data) is batched column by column, with
+        no dict per object; the batches are the same.
     augment:
         Give transforms a generator (random augmentations); default: ``shuffle``.
     seed:
@@ -221,6 +259,8 @@ class StreamingDataset(IterableDataset[Batch]):
         self.release_board: ReleaseBoard | None = None
         #: Shared (epoch, rotation, resume per local worker) that persistent workers read at every epoch.
         self.control: torch.Tensor | None = None
+        #: Shared flags of the blocks whose values a worker has checked (columnar batches; set by ``StreamingLoader``).
+        self.validated: torch.Tensor | None = None
         self._refs = source.blocks(block_size)
 
     def __len__(self) -> int:
@@ -259,12 +299,19 @@ class StreamingDataset(IterableDataset[Batch]):
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self._refs))
         return [self._refs[i] for i in order[topology.index:: topology.total]]
 
+    @property
+    def columnar(self) -> bool:
+        """Batches are gathered column by column: no transform, and a source with a columnar form."""
+        return self.transform is None and isinstance(self.source, ColumnSource) and self.source.columnar
+
     def iter_samples(self, topology: Topology | None = None) -> Iterator[Sample]:
         """This worker's samples for the current epoch, untransformed and unbatched."""
-        topology = topology or self.topology()
+        return self._stream(self.source, topology or self.topology())
+
+    def _stream(self, source: BlockSource, topology: Topology) -> Iterator[Any]:
         rng = np.random.default_rng([self.seed, self.epoch, topology.index, 1]) if self.shuffle else None
-        yield from shuffled_stream(self.source, self.worker_blocks(topology), resident_blocks=self.resident_blocks,
-                                   rng=rng, skip=self.resume.get(topology.index, 0))
+        return shuffled_stream(source, self.worker_blocks(topology), resident_blocks=self.resident_blocks, rng=rng,
+                               skip=self.resume.get(topology.index, 0))
 
     def publish(self) -> None:
         """Write epoch, rotation and resume positions where (persistent) workers will read them."""
@@ -289,24 +336,32 @@ class StreamingDataset(IterableDataset[Batch]):
         topology = self.topology()
         emitted = self.resume.get(topology.index, 0)
         batch_index = emitted // self.batch_size
-        pending: list[Sample] = []
-        for sample in self.iter_samples(topology):
-            pending.append(sample)
+        columnar = self.columnar
+        pending: list[Any] = []
+        source: BlockSource = self.source
+        if columnar and isinstance(source, ColumnSource):
+            source = ColumnRows(source, self._refs, self.validated)
+        for item in self._stream(source, topology):
+            pending.append(item)
             if len(pending) == self.batch_size:
                 emitted += len(pending)
-                yield self._make_batch(pending, topology, batch_index, emitted)
+                yield self._make_batch(pending, topology, batch_index, emitted, columnar)
                 batch_index += 1
                 pending = []
         if pending and not self.drop_last:
             emitted += len(pending)
-            yield self._make_batch(pending, topology, batch_index, emitted)
+            yield self._make_batch(pending, topology, batch_index, emitted, columnar)
 
-    def _make_batch(self, samples: list[Sample], topology: Topology, batch_index: int, emitted: int) -> Batch:
-        if self.transform is not None:
-            rng = (np.random.default_rng([self.seed, self.epoch, topology.index, 2, batch_index])
-                   if self.augment else None)
-            samples = [self.transform(s, rng) for s in samples]
-        batch = collate(samples, self.release_board)
+    def _make_batch(self, items: list[Any], topology: Topology, batch_index: int, emitted: int,
+                    columnar: bool) -> Batch:
+        if columnar:
+            batch = collate_rows(items, self.release_board)
+        else:
+            if self.transform is not None:
+                rng = (np.random.default_rng([self.seed, self.epoch, topology.index, 2, batch_index])
+                       if self.augment else None)
+                items = [self.transform(s, rng) for s in items]
+            batch = collate(items, self.release_board)
         batch.stream_state = {"epoch": self.epoch, "worker": topology.index, "emitted": emitted,
                               "total_workers": topology.total}
         return batch
@@ -331,6 +386,7 @@ class StreamingLoader(DataLoader):
         if num_workers > 0:
             dataset.release_board = ReleaseBoard(num_workers)
             dataset.control = torch.zeros(2 + num_workers, dtype=torch.int64).share_memory_()
+            dataset.validated = torch.zeros(len(dataset._refs), dtype=torch.uint8).share_memory_()
         self._epoch = dataset.epoch
         self._consumed: dict[int, int] = {}
         self._batches = 0

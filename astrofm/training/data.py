@@ -169,8 +169,9 @@ class AstroFMDataModule(L.LightningDataModule):
     num_workers:
         Loader worker processes.
     persistent_workers:
-        Keep the workers alive between epochs (no start-up cost per epoch; they still follow the epoch's
-        order and a resumed position).
+        Keep the workers alive between epochs (default): no start-up cost per epoch, and each keeps its maps
+        of the shard files and the blocks already checked; they still follow the epoch's order and a resumed
+        position.
     buffer_size, block_size:
         Shuffle buffer (samples) and contiguous read size (rows).
     seed:
@@ -189,7 +190,7 @@ class AstroFMDataModule(L.LightningDataModule):
     def __init__(self, root: str, sources: list[SourceSpec], *, simulate: str | None = None, sim_seed: int = 0,
                  split: str | None = "splits.json", split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                  batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
-                 persistent_workers: bool = False, buffer_size: int = 2048, block_size: int = 256, seed: int = 0,
+                 persistent_workers: bool = True, buffer_size: int = 2048, block_size: int = 256, seed: int = 0,
                  fit_samples: int = 2048, drop_last: bool = True, labels: list[LabelSpec] | None = None,
                  cache: bool = False) -> None:
         super().__init__()

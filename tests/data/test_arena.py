@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import torch
 
+from astrofm.data import arena
 from astrofm.data.arena import RING_SLOTS
 from astrofm.data.batch import collate
 from astrofm.data.streaming import StreamingDataset, StreamingLoader
@@ -90,3 +91,25 @@ def test_interrupted_epochs_of_persistent_workers_give_their_arenas_back(galaxie
         del batch
     assert len(rest) > 4 * RING_SLOTS
     assert all(slot >= 0 for _, slot in rest)  # no slot was left marked in use: no fresh arenas
+
+
+def test_ring_arenas_travel_by_name_and_without_it_by_descriptor(galaxies, monkeypatch):
+    """Ring arenas are opened by their shared-memory name; where torch cannot share by name, by descriptor."""
+    expected = fingerprints(galaxies)
+    opened = []
+    monkeypatch.setattr(arena, "open_by_name", lambda handle, original=arena.open_by_name: (
+        opened.append(handle[1]) or original(handle)))
+    for batch in loader(galaxies):
+        assert_same_data(batch, expected)
+    assert len(opened) > 2 * RING_SLOTS
+
+    def unavailable(self):
+        raise RuntimeError("file-system sharing unavailable")
+
+    monkeypatch.setattr(torch.UntypedStorage, "_share_filename_cpu_", unavailable)
+    opened.clear()
+    batches = 0
+    for batch in loader(galaxies):
+        assert_same_data(batch, expected)
+        batches += 1
+    assert batches > 2 * RING_SLOTS and not opened

@@ -1,4 +1,5 @@
-"""Row blocks mapped from the file instead of read: same values, private writes, bounded mappings, fallbacks."""
+"""Columns viewed through a map of their file instead of read: same values, read-only, one map per file reused and
+bounded by the budget, values still checked, fallbacks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from astrofm.data.dataset import MMUDataset
+from astrofm.data.mapped import BUDGET_ENV, FILE_MAPS, map_budget_bytes
 from astrofm.data.shard import Shard, write_shard
 from astrofm.errors import DataFormatError
 from tests.data.test_shard import columns_of
@@ -44,28 +46,44 @@ def test_mapped_blocks_equal_h5py_reads_bit_for_bit(shard_path):
     assert {"image_array", "spectrum_flux", "lightcurve"} <= set(mapped)
 
 
-def test_writes_to_a_mapped_block_stay_private(shard_path):
+def test_mapped_samples_are_read_only_and_the_file_never_changes(shard_path):
     path, cols = shard_path
     before = path.read_bytes()
+    dataset = MMUDataset(path)
+    sample = dataset.read_block(dataset.blocks(8)[0])[3]
+    with pytest.raises(ValueError, match="read-only"):
+        sample["spectrum"]["flux"][:] = -1.0
     block = Shard(path).read(["spectrum_flux"], 0, 10)["spectrum_flux"]
-    assert block.flags.writeable
-    block[:] = -1.0
-    del block
-    gc.collect()
+    assert not block.flags.writeable
+    np.testing.assert_array_equal(block, cols["spectrum_flux"][:10])
     assert path.read_bytes() == before
-    np.testing.assert_array_equal(Shard(path).read(["spectrum_flux"], 0, 10)["spectrum_flux"],
-                                  cols["spectrum_flux"][:10])
 
 
-def test_mappings_are_released_with_the_samples(shard_path):
+def test_one_map_per_file_serves_every_block_and_epoch(shard_path):
     path, _ = shard_path
     dataset = MMUDataset(path)
-    base = _mappings(path)
-    samples = [s for ref in dataset.blocks(8) for s in dataset.read_block(ref)]
-    assert _mappings(path) > base
-    del samples
+    for _ in range(3):  # epochs
+        samples = [s for ref in dataset.blocks(8) for s in dataset.read_block(ref)]
+        assert len(samples) == 40
+        assert _mappings(path) == 1  # image, spectrum and light-curve columns of every block: one map
+
+
+def test_file_maps_stay_within_the_budget(tmp_path, monkeypatch):
+    """Past the budget the least recently used map is dropped; arrays still viewing it stay valid until freed."""
+    paths = []
+    for k in range(3):
+        cols = columns_of(make_samples(10, seed=20 + k))
+        paths.append(write_shard(tmp_path / f"healpix={k}" / "001-of-001.hdf5", cols))
+    monkeypatch.setenv(BUDGET_ENV, str(1.5 * max(p.stat().st_size for p in paths) / 2**20))
+    kept = [Shard(p).read(["image_array"], 0, 10)["image_array"] for p in paths]
+    assert [_mappings(p) for p in paths] == [1, 1, 1]  # the first map was dropped but is still viewed
+    assert FILE_MAPS.mapped_bytes <= map_budget_bytes()
+    for p, values in zip(paths, kept):
+        with h5py.File(p, "r") as f:
+            np.testing.assert_array_equal(values, f["image_array"][:10])
+    del kept, values
     gc.collect()
-    assert _mappings(path) == base
+    assert [_mappings(p) for p in paths] == [0, 0, 1]
 
 
 def test_chunked_and_compressed_columns_are_read_not_mapped(tmp_path):

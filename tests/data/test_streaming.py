@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import collections
 
+import h5py
 import numpy as np
 import pytest
+import torch
 
+from astrofm.data.dataset import MMUDataset, write_dataset
 from astrofm.data.streaming import StreamingDataset, StreamingLoader, Topology, shuffled_stream
 from astrofm.data.transforms import RandomFlipRot90, SampleTransform
+from tests.data.test_shard import columns_of
+from tests.helpers.synthetic import make_samples
 
 
 def stream(galaxies, **kwargs):
@@ -44,8 +49,10 @@ def test_shuffle_is_deterministic_by_seed_and_epoch(galaxies):
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_resume_mid_epoch_reproduces_the_uninterrupted_run(galaxies, num_workers):
-    transform = SampleTransform({"image": [RandomFlipRot90()]})
+@pytest.mark.parametrize("augmented", [True, False], ids=["per-object", "columnar"])
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(galaxies, num_workers, augmented):
+    transform = SampleTransform({"image": [RandomFlipRot90()]}) if augmented else None
+    assert stream(galaxies, transform=transform).columnar is not augmented
     full_loader = StreamingLoader(stream(galaxies, transform=transform), num_workers=num_workers)
     full = [batch for batch in full_loader]
     interrupted = StreamingLoader(stream(galaxies, transform=transform), num_workers=num_workers)
@@ -115,3 +122,66 @@ def test_batches_carry_drop_last_and_len(galaxies):
     batches = list(StreamingLoader(ds))
     assert all(len(b) == 16 for b in batches)
     assert len(ds) == 300
+
+
+def _assert_same_batch(a, b):
+    assert a.object_id == b.object_id
+    assert list(a.modalities) == list(b.modalities)
+    for name in a.modalities:
+        ma, mb = a[name], b[name]
+        assert list(ma.data) == list(mb.data) and ma.meta == mb.meta, name
+        for key in ma.data:  # bit for bit, NaN (missing tabular values) included
+            torch.testing.assert_close(ma.data[key], mb.data[key], rtol=0, atol=0, equal_nan=True, msg=(name, key))
+        assert torch.equal(ma.presence, mb.presence)
+        assert (ma.mask is None) == (mb.mask is None) and (ma.mask is None or torch.equal(ma.mask, mb.mask))
+    assert list(a.targets) == list(b.targets)
+    for t in a.targets:
+        assert torch.equal(a.targets[t], b.targets[t]) if isinstance(a.targets[t], torch.Tensor) else (
+            a.targets[t] == b.targets[t])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_columnar_batches_equal_the_batches_of_samples(galaxies, num_workers):
+    """Without a transform, batches are gathered column by column; they are the batches collated from samples."""
+    columnar = stream(galaxies, batch_size=24)
+    per_object = stream(galaxies, batch_size=24, transform=lambda sample, rng: sample)
+    assert columnar.columnar and not per_object.columnar
+    for epoch in range(2):
+        left = list(StreamingLoader(columnar, num_workers=num_workers))
+        right = list(StreamingLoader(per_object, num_workers=num_workers))
+        assert len(left) == len(right) == 13
+        for a, b in zip(left, right):
+            _assert_same_batch(a, b)
+        assert {"image", "spectrum", "tabular"} <= set(left[0].modalities) and "Z" in left[0].targets
+        columnar.set_epoch(epoch + 1)
+        per_object.set_epoch(epoch + 1)
+
+
+def test_light_curves_stream_per_object(tmp_path):
+    """Light curves drop their padding (every curve its own length): such a dataset is batched from samples."""
+    write_dataset(tmp_path, make_samples(20, seed=4, modalities=("spectrum", "lightcurve")))
+    data = MMUDataset(tmp_path)
+    assert not data.columnar and not stream(data).columnar
+    batches = list(StreamingLoader(stream(data, batch_size=8)))
+    assert sum(len(b) for b in batches) == 20 and batches[0]["lightcurve"].mask is not None
+
+
+def test_values_are_checked_once_per_stream_and_a_bad_block_still_fails(galaxies, tmp_path):
+    """Workers share which blocks were checked (NaN/inf, negative ivar); the worker that first reads a bad block
+    fails the epoch with the object and field."""
+    clean = stream(galaxies)
+    list(StreamingLoader(clean, num_workers=2))
+    assert clean.validated is not None and bool(clean.validated.all())
+    cols = columns_of(make_samples(40, seed=5))
+    cols["spectrum_flux"][17, 3] = np.nan
+    path = tmp_path / "bad.hdf5"
+    with h5py.File(path, "w") as f:  # written without astrofm's checks
+        for key, values in cols.items():
+            f.create_dataset(key, data=values)
+    bad = stream(MMUDataset(path), block_size=8, buffer_size=16)
+    message = ""
+    try:  # (not pytest.raises: a kept traceback keeps the workers until the session ends)
+        list(StreamingLoader(bad, num_workers=2))
+    except Exception as error:  # the DataLoader re-raises the worker's error, as RuntimeError if it must
+        message = str(error)
+    assert f"object_id={cols['object_id'][17]}" in message and "spectrum_flux" in message

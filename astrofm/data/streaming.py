@@ -412,6 +412,12 @@ class StreamingLoader(DataLoader):
                 self._consumed[state["worker"]] = state["emitted"]
             self._batches += 1
             yield batch
+        self.end_epoch()
+
+    def end_epoch(self) -> None:
+        """Close the current epoch: the next ``iter()`` starts the next one (called at the stream's end, or by
+        a caller that stops an epoch early on purpose)."""
+        dataset: StreamingDataset = self.dataset  # type: ignore[assignment]
         self._epoch += 1
         self._consumed = {}
         self._batches = 0

@@ -109,28 +109,44 @@ class _WithLabels:
 
 
 class EpochLoader(StreamingLoader):
-    """A ``StreamingLoader`` whose ``len()`` is this rank's number of batches in the current epoch.
+    """A ``StreamingLoader`` whose ``len()`` is the number of batches every DDP rank delivers in the current
+    epoch: the smallest over the ranks, so that the ranks step together (a rank with one batch more would wait
+    for the others in its gradient all-reduce forever). A rank's extra batches are left for later epochs, whose
+    block order differs.
 
     Lightning stops asking for batches once it has had ``len()`` of them, so the stream would never
     see its end and would start the next epoch where it stood (an empty epoch). The loader therefore
-    finishes the stream itself just before handing out the epoch's last batch.
+    closes the epoch itself when it hands out the epoch's last batch.
     """
 
     def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
-        total = self.batches_in_epoch()
+        total, own = self.batches_in_epoch(), self.batches_in_epoch(own=True)
         remaining = None if total is None else total - self._batches
+        if remaining is not None and remaining <= 0:
+            self.end_epoch()
+            return
         stream = super().__iter__()
         for i, batch in enumerate(stream, 1):
             if i == remaining:
-                next(stream, None)  # closes the epoch (no batch is left: the count is exact)
+                if own == total:
+                    next(stream, None)  # closes the epoch (no batch is left: the count is exact)
+                else:  # this rank's extra batches are not delivered
+                    stream.close()
+                    self.end_epoch()
             yield batch
 
-    def batches_in_epoch(self) -> int | None:
-        """Batches this rank delivers in the current epoch (None if a block's length is unknown)."""
+    def batches_in_epoch(self, *, own: bool = False) -> int | None:
+        """Batches every rank delivers in the current epoch (``own``: this rank could deliver); None if a
+        block's length is unknown."""
         dataset: StreamingDataset = self.dataset  # type: ignore[assignment]
         rank, world = distributed_rank_world()
         rank = dataset.rank if dataset.rank is not None else rank
         world = dataset.world_size if dataset.world_size is not None else world
+        counts = [self._rank_batches(r, world) for r in ([rank] if own else range(world))]
+        return None if any(c is None for c in counts) else min(counts)  # type: ignore[type-var]
+
+    def _rank_batches(self, rank: int, world: int) -> int | None:
+        dataset: StreamingDataset = self.dataset  # type: ignore[assignment]
         workers = max(1, self.num_workers)
         dataset.set_epoch(self._epoch)
         total = 0
@@ -277,9 +293,17 @@ class AstroFMDataModule(L.LightningDataModule):
                 self._cached[split] = (chosen, CachedSource(source, fixed), rest)
             _, source, chosen = self._cached[split]
         return StreamingDataset(source, batch_size=batch_size or self.batch_size, shuffle=shuffle,
-                                buffer_size=self.buffer_size, block_size=self.block_size,
+                                buffer_size=self.buffer_size, block_size=self._block_size_for(source),
                                 transform=_WithLabels(self._joins, chosen) if self._joins else chosen,
                                 seed=self.seed, drop_last=drop_last)
+
+    def _block_size_for(self, source: BlockSource) -> int:
+        """``block_size``, halved until every DDP rank and loader worker gets at least one block of ``source``."""
+        needed = distributed_rank_world()[1] * max(1, self.num_workers)
+        size = self.block_size
+        while size > 1 and len(source.blocks(size)) < needed:
+            size //= 2
+        return size
 
     def loader(self, split: str, *, shuffle: bool = False, batch_size: int | None = None,
                drop_last: bool = False, transform: SampleFn | None = None) -> EpochLoader:

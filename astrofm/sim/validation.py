@@ -1,6 +1,7 @@
 """Science checks of the simulated universe, shared by the tests and the benchmarks.
 
-- :func:`fit_redshifts` — template cross-correlation redshifts of DESI-like spectra;
+- :func:`fit_redshifts` — template cross-correlation redshifts of DESI-like spectra
+  (:func:`posterior_mean_redshifts`: the squared-error-optimal estimate from the same χ² profile);
 - :func:`lightcurve_features` — Lomb–Scargle periods (``astropy.timeseries``) and amplitudes;
 - :func:`image_colours_and_sizes` — aperture colours and half-light radii measured on cutouts;
 - :func:`galsim_render` / :func:`flux_and_half_light_radius` — GalSim reference images and
@@ -68,9 +69,10 @@ def _to_log_grid(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray) -> tuple[
     return f, w
 
 
-def fit_redshifts(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None = None,
-                  batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Best-fit redshifts (N,) and their minimum χ² by template cross-correlation.
+def redshift_chi2(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None = None,
+                  batch: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+    """χ² of the best template combination at every redshift of ``fit_redshift_grid()``, by batches of spectra:
+    yields (first row of the batch, χ² (rows, redshifts)).
 
     For every shift on a log-λ grid (Δz/(1+z) = 1e-4, 0 <= z <= 1.2) the spectrum
     is fitted by a linear combination of the rest-frame basis; all the weighted
@@ -84,7 +86,6 @@ def fit_redshifts(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np
     basis_ft = fft.rfft(basis, size)
     pair_ft = fft.rfft(np.array([basis[a] * basis[b] for a, b in pairs]), size)
     ivar = np.where(mask, 0.0, ivar) if mask is not None else ivar
-    best_z, best_chi2 = np.empty(len(flux)), np.empty(len(flux))
     for start in range(0, len(flux), batch):
         f, w = _to_log_grid(wave, np.asarray(flux[start:start + batch], np.float64),
                             np.asarray(ivar[start:start + batch], np.float64))
@@ -99,11 +100,42 @@ def fit_redshifts(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np
         a += np.eye(n_templates) * 1e-9 * np.trace(a, axis1=-2, axis2=-1)[..., None, None]
         b = np.moveaxis(b, 1, -1)
         gain = np.einsum("nui,nui->nu", b, np.linalg.solve(a, b[..., None])[..., 0])
-        chi2 = np.sum(w * f**2, axis=1)[:, None] - gain
+        yield start, np.sum(w * f**2, axis=1)[:, None] - gain
+
+
+def fit_redshift_grid() -> np.ndarray:
+    """The redshifts at which ``redshift_chi2`` evaluates χ² (descending, 1.2 .. 0)."""
+    _, n_shift = _fit_templates()
+    return np.expm1((n_shift - np.arange(n_shift + 1)) * _DLN)
+
+
+def fit_redshifts(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None = None,
+                  batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Best-fit redshifts (N,) and their minimum χ² by template cross-correlation (``redshift_chi2``)."""
+    grid = fit_redshift_grid()
+    best_z, best_chi2 = np.empty(len(flux)), np.empty(len(flux))
+    for start, chi2 in redshift_chi2(wave, flux, ivar, mask, batch):
         u = np.argmin(chi2, axis=1)
-        best_z[start:start + batch] = np.expm1((n_shift - u) * _DLN)
-        best_chi2[start:start + batch] = chi2[np.arange(len(f)), u]
+        best_z[start:start + len(chi2)] = grid[u]
+        best_chi2[start:start + len(chi2)] = chi2[np.arange(len(chi2)), u]
     return best_z, best_chi2
+
+
+def posterior_mean_redshifts(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None,
+                             prior_z: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Posterior-mean redshifts (N,): the likelihood exp(-χ²/2) of ``redshift_chi2`` times a prior, the
+    histogram of ``prior_z`` (e.g. the train split's redshifts). The mean minimises the squared error, so
+    its R² is the most any estimator from the spectrum alone can reach (given the templates)."""
+    grid = fit_redshift_grid()
+    hist, edges = np.histogram(prior_z, bins=60, range=(0.0, float(np.max(prior_z)) * 1.05))
+    log_prior = np.log(np.interp(grid, 0.5 * (edges[1:] + edges[:-1]), (hist + 0.5) / hist.sum(),
+                                 left=1e-9, right=1e-9))
+    means = np.empty(len(flux))
+    for start, chi2 in redshift_chi2(wave, flux, ivar, mask, batch):
+        log_p = -0.5 * (chi2 - chi2.min(axis=1, keepdims=True)) + log_prior
+        p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+        means[start:start + len(chi2)] = (p @ grid) / p.sum(axis=1)
+    return means
 
 
 def lightcurve_features(time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, *, min_period: float = 0.03,
@@ -254,6 +286,21 @@ def _join(ids: np.ndarray, truth_ids: np.ndarray) -> np.ndarray:
     return position
 
 
+def _normal_desi_spectra(root: Path, split: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                                        np.ndarray, np.ndarray]:
+    """(truth of the galaxies, DESI-like spectra, truth row of each spectrum, spectra of normal galaxies
+    [of ``split``])."""
+    truth = load_truth(root, "galaxies", ["desi_object_id", "z", "desi_snr", "truth_id", "split"])
+    anomalous = _anomalous(load_anomalies(root), truth["truth_id"])
+    spectra = read_dataset(root / DATASETS["desi"],
+                           ["object_id", "spectrum_flux", "spectrum_ivar", "spectrum_mask", "spectrum_lambda"])
+    rows = _join(spectra["object_id"], truth["desi_object_id"])
+    normal = ~anomalous[rows]
+    if split is not None:
+        normal &= truth["split"][rows].astype(str) == split
+    return truth, spectra, rows, np.flatnonzero(normal)
+
+
 def redshift_recovery(root: str | Path, snr_cut: float = 0.5, limit: int | None = None,
                       tolerance: float = 0.01) -> dict[str, float]:
     """Template-fit redshifts of the DESI-like spectra of normal galaxies with median S/N per pixel >= ``snr_cut``.
@@ -261,21 +308,38 @@ def redshift_recovery(root: str | Path, snr_cut: float = 0.5, limit: int | None 
     Returns the fraction with |Δz|/(1+z) < ``tolerance``, the number fitted and the
     fraction of normal spectra above the cut. ``limit`` caps the number fitted.
     """
-
-    root = Path(root)
-    truth = load_truth(root, "galaxies", ["desi_object_id", "z", "desi_snr", "truth_id"])
-    anomalous = _anomalous(load_anomalies(root), truth["truth_id"])
-    spectra = read_dataset(root / DATASETS["desi"],
-                           ["object_id", "spectrum_flux", "spectrum_ivar", "spectrum_mask", "spectrum_lambda"])
-    rows = _join(spectra["object_id"], truth["desi_object_id"])
-    normal = ~anomalous[rows]
-    keep = np.flatnonzero(normal & (truth["desi_snr"][rows] >= snr_cut))[:limit]
+    truth, spectra, rows, normal = _normal_desi_spectra(Path(root))
+    snr = truth["desi_snr"][rows[normal]]
+    keep = normal[snr >= snr_cut][:limit]
     z_fit, _ = fit_redshifts(spectra["spectrum_lambda"][0].astype(np.float64), spectra["spectrum_flux"][keep],
                              spectra["spectrum_ivar"][keep], spectra["spectrum_mask"][keep])
     z_true = truth["z"][rows[keep]]
     good = np.abs(z_fit - z_true) / (1 + z_true) < tolerance
-    return {"fraction": float(good.mean()), "n": len(keep),
-            "fraction_above_cut": float(np.mean(truth["desi_snr"][rows[normal]] >= snr_cut))}
+    return {"fraction": float(good.mean()), "n": len(keep), "fraction_above_cut": float(np.mean(snr >= snr_cut))}
+
+
+def spectrum_redshift_limit(root: str | Path, split: str = "test", snr_cut: float = 0.5) -> dict[str, float]:
+    """How well redshift can be read from the DESI-like spectra alone: R² against the true redshift of the
+    template fit and of the posterior mean (prior: the train split's redshifts) over the normal galaxies of
+    ``split``, over all of them and those with median S/N per pixel >= ``snr_cut``."""
+    root = Path(root)
+    truth, spectra, rows, keep = _normal_desi_spectra(root, split)
+    _, _, _, train = _normal_desi_spectra(root, "train")
+    arrays = (spectra["spectrum_lambda"][0].astype(np.float64), spectra["spectrum_flux"][keep],
+              spectra["spectrum_ivar"][keep], spectra["spectrum_mask"][keep])
+    z_fit, _ = fit_redshifts(*arrays)
+    z_mean = posterior_mean_redshifts(*arrays, prior_z=truth["z"][rows[train]])
+    z_true, snr = truth["z"][rows[keep]], truth["desi_snr"][rows[keep]]
+    bright = snr >= snr_cut
+
+    def r2(estimate: np.ndarray, where: np.ndarray) -> float:
+        residual = np.sum((estimate[where] - z_true[where]) ** 2)
+        return float(1 - residual / np.sum((z_true[where] - z_true[where].mean()) ** 2))
+
+    everything = np.ones(len(keep), bool)
+    return {"n": len(keep), "fraction_above_cut": float(bright.mean()),
+            "template_fit_r2": r2(z_fit, everything), "posterior_mean_r2": r2(z_mean, everything),
+            "template_fit_r2_above_cut": r2(z_fit, bright), "posterior_mean_r2_above_cut": r2(z_mean, bright)}
 
 
 def _anomalous(anomalies: dict[str, np.ndarray], truth_id: np.ndarray) -> np.ndarray:

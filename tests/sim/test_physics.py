@@ -22,6 +22,16 @@ def test_redshift_recovery(tiny):
     assert result["fraction"] >= 0.95
 
 
+def test_posterior_mean_redshift_beats_the_best_fit_and_bounds_spectrum_estimates(tiny):
+    """The posterior mean minimises the squared error: its R² is above the maximum-likelihood fit's, and it is
+    the ceiling for redshift read from these spectra (the bright ones are nearly exact, the faintest are not)."""
+    limit = validation.spectrum_redshift_limit(tiny.root, split="train")
+    assert limit["n"] >= 300
+    assert limit["posterior_mean_r2"] > limit["template_fit_r2"] + 0.005
+    assert limit["posterior_mean_r2_above_cut"] > 0.98
+    assert limit["posterior_mean_r2"] < limit["posterior_mean_r2_above_cut"] - 0.02
+
+
 def test_period_recovery(star_features):
     result = validation.period_recovery(star_features)
     assert result["n"] >= 600

@@ -28,21 +28,20 @@ def file_backed_rss(pid: int) -> int:
 
 
 class RSSTracker:
-    """Resident memory of this process over a run (MB): the peak during warm-up and the peak after it.
+    """Resident set size of this process over a run (MB): the peak during warm-up and the peak after it.
 
     Growth is the later peak minus the warm-up peak, so that memory which depends on a batch's shape
     (padding length, attention) and is reached during warm-up does not count, and memory that grows with
-    the number of objects processed does. It counts the memory the process owns (RSS less the file pages it
-    maps): astrofm views shard columns through maps of their files, whose pages are the page cache that any
-    read of the file fills too, shared with the kernel and dropped under memory pressure, and bounded by
-    ``ASTROFM_MAP_BUDGET_MB``. Those are tracked apart (``mapped_file_mb``), as is total RSS.
+    the number of objects processed does. The same is tracked for the memory the process owns (RSS less the
+    file pages it maps: astrofm's kept maps of shard files count in RSS but are page cache) and for the
+    file pages themselves.
     """
 
     def __init__(self) -> None:
         self.process = psutil.Process()
         rss, mapped = self._now()
-        self.start = self.peak = self.warm_peak = rss - mapped
-        self.total_start = self.total_peak = rss
+        self.start = self.peak = self.warm_peak = rss
+        self.owned_start = self.owned_peak = self.owned_warm_peak = rss - mapped
         self.mapped_start = self.mapped_peak = mapped
         self.warmed_up = False
 
@@ -51,26 +50,26 @@ class RSSTracker:
 
     def sample(self, *, warmed_up: bool = False) -> None:
         rss, mapped = self._now()
-        owned = rss - mapped
         self.warmed_up = self.warmed_up or warmed_up
         if not self.warmed_up:
-            self.warm_peak = max(self.warm_peak, owned)
-        self.peak = max(self.peak, owned)
-        self.total_peak = max(self.total_peak, rss)
+            self.warm_peak = max(self.warm_peak, rss)
+            self.owned_warm_peak = max(self.owned_warm_peak, rss - mapped)
+        self.peak = max(self.peak, rss)
+        self.owned_peak = max(self.owned_peak, rss - mapped)
         self.mapped_peak = max(self.mapped_peak, mapped)
 
     def growth_mb(self) -> tuple[float, float]:
-        """(peak growth after warm-up, peak growth from start) in MB of the memory the process owns."""
+        """(peak RSS growth after warm-up, peak RSS growth from start) in MB."""
         if not self.warmed_up:
             raise RuntimeError("the run ended before warm-up; measure a longer run")
         return (self.peak - self.warm_peak) / MB, (self.peak - self.start) / MB
 
-    def total_growth_mb(self) -> float:
-        """Peak RSS growth from start in MB, mapped file pages included."""
-        return (self.total_peak - self.total_start) / MB
+    def owned_growth_mb(self) -> float:
+        """Peak growth after warm-up in MB of the memory the process owns (RSS less mapped file pages)."""
+        return (self.owned_peak - self.owned_warm_peak) / MB
 
     def mapped_file_mb(self) -> float:
-        """Peak growth from start of file-backed RSS in MB (pages of files mapped during the run: shard files)."""
+        """Peak growth from start of file-backed RSS in MB (pages of files mapped during the run)."""
         return (self.mapped_peak - self.mapped_start) / MB
 
 

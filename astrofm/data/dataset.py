@@ -64,6 +64,10 @@ class MMUDataset:
         Catalog columns returned as ``sample["targets"]`` (labels, never inputs).
     name:
         Short name of the dataset (default: the folder name).
+    keep_maps:
+        Keep each shard file mapped for the life of the process (``astrofm.data.mapped``): for data read
+        every epoch, as in training. Their pages count in the process's RSS (bounded by
+        ``ASTROFM_MAP_BUDGET_MB``). Default: a block's map goes with its last sample.
     """
 
     def __init__(
@@ -74,8 +78,10 @@ class MMUDataset:
         tabular_columns: Sequence[str] = (),
         target_columns: Sequence[str] = (),
         name: str | None = None,
+        keep_maps: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.keep_maps = keep_maps
         if not self.path.exists():
             raise DataFormatError(self.path, "dataset path not found")
         files = discover_shards(self.path)
@@ -178,7 +184,7 @@ class MMUDataset:
         """One contiguous block of rows in columnar form (fields view the block; no per-object dicts); values
         checked unless ``check`` is False."""
         shard = self.shards[ref.file]
-        block = shard.read(self._columns_for(shard), ref.start, ref.stop, check=check)
+        block = shard.read(self._columns_for(shard), ref.start, ref.stop, check=check, keep_map=self.keep_maps)
         n = len(block[OBJECT_ID])
         return ColumnBlock(self._object_ids(block),
                            {name: plugin.block_fields(block, n) for name, plugin in self.plugins.items()},
@@ -187,7 +193,7 @@ class MMUDataset:
     def read_block(self, ref: BlockRef) -> list[Sample]:
         """Samples of one contiguous block of rows."""
         shard = self.shards[ref.file]
-        return self._samples(shard, shard.read(self._columns_for(shard), ref.start, ref.stop))
+        return self._samples(shard, shard.read(self._columns_for(shard), ref.start, ref.stop, keep_map=self.keep_maps))
 
     def iter_block(self, ref: BlockRef, start: int = 0) -> Iterator[Sample]:
         """Samples of rows ``start``.. of a block (relative to the block)."""

@@ -2,22 +2,27 @@
 
 An HDF5 dataset stored contiguously (no chunks, filters or external files)
 is a plain C-ordered array at a fixed byte offset of its file. A read-only
-map of the file makes every such column a numpy view of the page cache: no
-read into fresh memory, and the only copy of the bytes is the one into the
-batch. The map of a file is kept open and reused for every block and every
-epoch, so its page tables are built once: on small cloud VMs a page fault or
-a system call costs microseconds, and re-mapping each block every epoch cost
-more than copying its bytes.
+map makes its rows a numpy view of the page cache: no read into fresh
+memory, and the only copy of the bytes is the one into the batch. Views are
+read-only (writing to a sample raises; transforms build new arrays).
 
-Views are read-only (writing to a sample raises; transforms build new
-arrays). Pages of a map are file pages shared with the page cache: the kernel
-drops them under memory pressure like any cached file, but they count in the
+Two lifetimes:
+
+- ``block_view``: a map of one block's rows, gone with the last view of it
+  (single passes: embedding, inspection, evaluation scripts);
+- ``column_view``: the whole file mapped once and kept by the process
+  (``FILE_MAPS``), so that every block and every epoch reuses the page tables
+  built for it. On small cloud VMs a page fault or a system call costs
+  microseconds, and re-faulting every block every epoch cost more than copying
+  its bytes. Training streams read the data every epoch and keep their maps.
+
+Pages of a kept map are file pages shared with the page cache (the kernel
+drops them under memory pressure like any cached file), but they count in the
 process's RSS while mapped. The maps a process keeps are bounded by
 ``map_budget_bytes()`` (``ASTROFM_MAP_BUDGET_MB``, default a quarter of the
-machine's memory) and by ``MAX_MAPPED_FILES``; past either, the least
-recently used file map is dropped (it stays valid until the last view of it
-is freed). Any other layout (chunked, compressed, variable-length) is read by
-h5py.
+machine's memory) and by ``MAX_MAPPED_FILES``; past either, the least recently
+used file map is dropped (it stays valid until the last view of it is freed).
+Any other layout (chunked, compressed, variable-length) is read by h5py.
 """
 
 from __future__ import annotations
@@ -120,10 +125,23 @@ def column_view(column: MappedColumn) -> np.ndarray:
     return np.ndarray(column.shape, column.dtype, buffer=FILE_MAPS.region(column), offset=column.offset)
 
 
+def block_view(column: MappedColumn, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` as a read-only array viewing a map of just those rows (unmapped with its last view)."""
+    row_bytes = _row_bytes(column)
+    first = column.offset + start * row_bytes
+    base = first - first % mmap.ALLOCATIONGRANULARITY
+    region = mmap.mmap(column.fd, column.offset + stop * row_bytes - base, access=mmap.ACCESS_READ, offset=base)
+    return np.ndarray((stop - start, *column.shape[1:]), column.dtype, buffer=region, offset=first - base)
+
+
+def _row_bytes(column: MappedColumn) -> int:
+    return int(np.prod(column.shape[1:], dtype=np.int64)) * column.dtype.itemsize
+
+
 def populate(column: MappedColumn, start: int, stop: int) -> None:
     """Build this process's page tables for rows ``start:stop`` in one call (``MADV_POPULATE_READ``) instead of
     a page fault per few pages; a no-op where the kernel (< 5.14) lacks it."""
-    row_bytes = int(np.prod(column.shape[1:], dtype=np.int64)) * column.dtype.itemsize
+    row_bytes = _row_bytes(column)
     first = column.offset + start * row_bytes
     base = first - first % mmap.PAGESIZE
     with contextlib.suppress(OSError):

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from astrofm.data.layout import healpix_index
-from astrofm.data.mapped import MappedColumn, column_view, mappable, populate
+from astrofm.data.mapped import MappedColumn, block_view, column_view, mappable, populate
 from astrofm.data.schema import (
     DEC,
     HEALPIX,
@@ -249,11 +249,11 @@ class Shard:
         return self._read_column(self._names[standard] or standard)
 
     def _read_column(self, name: str, start: int = 0, stop: int | None = None,
-                     rows: np.ndarray | None = None) -> np.ndarray:
+                     rows: np.ndarray | None = None, keep_map: bool = False) -> np.ndarray:
         handle = self._open()
         try:
             if rows is None and stop is not None and stop > start:
-                mapped = self._mapped_rows(handle, name, start, stop)
+                mapped = self._mapped_rows(handle, name, start, stop, keep_map)
                 if mapped is not None:
                     return mapped
             dataset = handle[name]
@@ -265,15 +265,17 @@ class Shard:
             raise DataFormatError(self.path, f"cannot read {where} (truncated or corrupt file)", field=name,
                                   found=str(error)) from error
 
-    def _mapped_rows(self, handle: h5py.File, name: str, start: int, stop: int) -> np.ndarray | None:
-        """Rows ``start:stop`` of a column as a read-only view of the file's map, or None if its layout can't be
-        mapped."""
+    def _mapped_rows(self, handle: h5py.File, name: str, start: int, stop: int, keep: bool) -> np.ndarray | None:
+        """Rows ``start:stop`` of a column as a read-only view of a map of the file (``keep``: the file's kept
+        map, else a map of just these rows), or None if its layout can't be mapped."""
         if name not in self._mapped:
             self._mapped[name] = mappable(handle, name)
         column = self._mapped[name]
         if column is None:
             return None
         try:
+            if not keep:
+                return block_view(column, start, stop)
             view = column_view(column)[start:stop]
             if (name, start, stop) not in self._populated:
                 populate(column, start, stop)
@@ -309,9 +311,12 @@ class Shard:
         return [name for name in self.columns if name not in skip]
 
     def read(self, columns: Sequence[str], start: int = 0, stop: int | None = None,
-             rows: np.ndarray | None = None, *, check: bool = True) -> dict[str, np.ndarray]:
+             rows: np.ndarray | None = None, *, check: bool = True, keep_map: bool = False
+             ) -> dict[str, np.ndarray]:
         """Read ``columns`` for rows ``start:stop`` (or the sorted ``rows``), values checked unless ``check`` is
-        False (rows another process of the same stream has checked already).
+        False (rows another process of the same stream has checked already). Uncompressed columns are views
+        of a map of the file: the process's kept map of the whole file if ``keep_map`` (data read again and
+        again, as in training), else a map of these rows only.
 
         Standard names (``object_id``, ``ra``, ``dec``) resolve their aliases.
         """
@@ -323,7 +328,7 @@ class Shard:
             if actual not in self.columns:
                 raise DataFormatError(self.path, "missing column", field=name, expected="a column of that name",
                                       found=f"columns {sorted(self.columns)[:12]}")
-            values = self._read_column(actual, start, stop, rows)
+            values = self._read_column(actual, start, stop, rows, keep_map)
             checked = (name, start, stop) if rows is None else None
             if check and checked not in self._checked:
                 for schema in _schemas_with(name):

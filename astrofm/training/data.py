@@ -248,7 +248,7 @@ class AstroFMDataModule(L.LightningDataModule):
         for spec in self.sources:
             datasets = {name: MMUDataset(self.root / d.path, modalities=d.modalities,
                                          tabular_columns=d.tabular_columns, target_columns=d.target_columns,
-                                         name=name)
+                                         name=name, keep_maps=True)  # read every epoch
                         for name, d in spec.datasets.items()}
             if len(datasets) == 1:
                 opened.append(next(iter(datasets.values())))

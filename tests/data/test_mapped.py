@@ -1,5 +1,5 @@
-"""Columns viewed through a map of their file instead of read: same values, read-only, one map per file reused and
-bounded by the budget, values still checked, fallbacks."""
+"""Columns viewed through a map of their file instead of read: same values, read-only, block maps released with
+their samples, kept maps one per file and bounded by the budget, values still checked, fallbacks."""
 
 from __future__ import annotations
 
@@ -59,13 +59,27 @@ def test_mapped_samples_are_read_only_and_the_file_never_changes(shard_path):
     assert path.read_bytes() == before
 
 
-def test_one_map_per_file_serves_every_block_and_epoch(shard_path):
+def test_block_maps_go_with_their_samples(shard_path):
     path, _ = shard_path
     dataset = MMUDataset(path)
+    base = _mappings(path)
+    samples = [s for ref in dataset.blocks(8) for s in dataset.read_block(ref)]
+    assert _mappings(path) > base
+    del samples
+    gc.collect()
+    assert _mappings(path) == base
+
+
+def test_kept_maps_one_per_file_serve_every_block_and_epoch(shard_path):
+    path, _ = shard_path
+    dataset = MMUDataset(path, keep_maps=True)
     for _ in range(3):  # epochs
         samples = [s for ref in dataset.blocks(8) for s in dataset.read_block(ref)]
         assert len(samples) == 40
         assert _mappings(path) == 1  # image, spectrum and light-curve columns of every block: one map
+    del samples
+    gc.collect()
+    assert _mappings(path) == 1  # kept for the next epoch
 
 
 def test_file_maps_stay_within_the_budget(tmp_path, monkeypatch):
@@ -75,7 +89,7 @@ def test_file_maps_stay_within_the_budget(tmp_path, monkeypatch):
         cols = columns_of(make_samples(10, seed=20 + k))
         paths.append(write_shard(tmp_path / f"healpix={k}" / "001-of-001.hdf5", cols))
     monkeypatch.setenv(BUDGET_ENV, str(1.5 * max(p.stat().st_size for p in paths) / 2**20))
-    kept = [Shard(p).read(["image_array"], 0, 10)["image_array"] for p in paths]
+    kept = [Shard(p).read(["image_array"], 0, 10, keep_map=True)["image_array"] for p in paths]
     assert [_mappings(p) for p in paths] == [1, 1, 1]  # the first map was dropped but is still viewed
     assert FILE_MAPS.mapped_bytes <= map_budget_bytes()
     for p, values in zip(paths, kept):

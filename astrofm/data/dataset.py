@@ -180,11 +180,15 @@ class MMUDataset:
         """Whether every modality read has a columnar form (``read_block_columns`` works)."""
         return all(plugin.columnar for plugin in self.plugins.values())
 
+    def _read(self, ref: BlockRef, check: bool = True) -> tuple[Shard, dict[str, np.ndarray]]:
+        """The shard of a block and the block's columns."""
+        shard = self.shards[ref.file]
+        return shard, shard.read(self._columns_for(shard), ref.start, ref.stop, check=check, keep_map=self.keep_maps)
+
     def read_block_columns(self, ref: BlockRef, *, check: bool = True) -> ColumnBlock:
         """One contiguous block of rows in columnar form (fields view the block; no per-object dicts); values
         checked unless ``check`` is False."""
-        shard = self.shards[ref.file]
-        block = shard.read(self._columns_for(shard), ref.start, ref.stop, check=check, keep_map=self.keep_maps)
+        _, block = self._read(ref, check)
         n = len(block[OBJECT_ID])
         return ColumnBlock(self._object_ids(block),
                            {name: plugin.block_fields(block, n) for name, plugin in self.plugins.items()},
@@ -192,8 +196,7 @@ class MMUDataset:
 
     def read_block(self, ref: BlockRef) -> list[Sample]:
         """Samples of one contiguous block of rows."""
-        shard = self.shards[ref.file]
-        return self._samples(shard, shard.read(self._columns_for(shard), ref.start, ref.stop, keep_map=self.keep_maps))
+        return self._samples(*self._read(ref))
 
     def iter_block(self, ref: BlockRef, start: int = 0) -> Iterator[Sample]:
         """Samples of rows ``start``.. of a block (relative to the block)."""

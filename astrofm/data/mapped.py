@@ -95,9 +95,6 @@ class FileMaps:
     def mapped_bytes(self) -> int:
         return sum(len(m) for m in self._maps.values())
 
-    def __len__(self) -> int:
-        return len(self._maps)
-
     def region(self, column: MappedColumn) -> mmap.mmap:
         """The map of ``column``'s file (made on first use; kept while within the budget)."""
         region = self._maps.get(column.file)
@@ -112,9 +109,6 @@ class FileMaps:
             total -= len(dropped)
         return region
 
-    def clear(self) -> None:
-        self._maps.clear()
-
 
 #: The file maps of this process (inherited by forked DataLoader workers, which keep using them).
 FILE_MAPS = FileMaps()
@@ -127,25 +121,26 @@ def column_view(column: MappedColumn) -> np.ndarray:
 
 def block_view(column: MappedColumn, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` as a read-only array viewing a map of just those rows (unmapped with its last view)."""
-    row_bytes = _row_bytes(column)
-    first = column.offset + start * row_bytes
-    base = first - first % mmap.ALLOCATIONGRANULARITY
-    region = mmap.mmap(column.fd, column.offset + stop * row_bytes - base, access=mmap.ACCESS_READ, offset=base)
+    base, length, first = _byte_range(column, start, stop, mmap.ALLOCATIONGRANULARITY)
+    region = mmap.mmap(column.fd, length, access=mmap.ACCESS_READ, offset=base)
     return np.ndarray((stop - start, *column.shape[1:]), column.dtype, buffer=region, offset=first - base)
-
-
-def _row_bytes(column: MappedColumn) -> int:
-    return int(np.prod(column.shape[1:], dtype=np.int64)) * column.dtype.itemsize
 
 
 def populate(column: MappedColumn, start: int, stop: int) -> None:
     """Build this process's page tables for rows ``start:stop`` in one call (``MADV_POPULATE_READ``) instead of
     a page fault per few pages; a no-op where the kernel (< 5.14) lacks it."""
-    row_bytes = _row_bytes(column)
-    first = column.offset + start * row_bytes
-    base = first - first % mmap.PAGESIZE
+    base, length, _ = _byte_range(column, start, stop, mmap.PAGESIZE)
     with contextlib.suppress(OSError):
-        FILE_MAPS.region(column).madvise(_MADV_POPULATE_READ, base, column.offset + stop * row_bytes - base)
+        FILE_MAPS.region(column).madvise(_MADV_POPULATE_READ, base, length)
+
+
+def _byte_range(column: MappedColumn, start: int, stop: int, alignment: int) -> tuple[int, int, int]:
+    """(file offset rounded down to ``alignment``, bytes from there to the end of row ``stop - 1``, file offset
+    of row ``start``)."""
+    row_bytes = int(np.prod(column.shape[1:], dtype=np.int64)) * column.dtype.itemsize
+    first = column.offset + start * row_bytes
+    base = first - first % alignment
+    return base, column.offset + stop * row_bytes - base, first
 
 
 #: ``madvise`` advice that faults a range in (Linux >= 5.14; not exported by Python's mmap module).

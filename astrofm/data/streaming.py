@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -338,9 +338,8 @@ class StreamingDataset(IterableDataset[Batch]):
         batch_index = emitted // self.batch_size
         columnar = self.columnar
         pending: list[Any] = []
-        source: BlockSource = self.source
-        if columnar and isinstance(source, ColumnSource):
-            source = ColumnRows(source, self._refs, self.validated)
+        source: BlockSource = (ColumnRows(cast(ColumnSource, self.source), self._refs, self.validated) if columnar
+                               else self.source)
         for item in self._stream(source, topology):
             pending.append(item)
             if len(pending) == self.batch_size:

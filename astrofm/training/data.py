@@ -108,6 +108,11 @@ class _WithLabels:
         return self.transform(sample, rng) if self.transform is not None else sample
 
 
+def _smallest(counts: list[int | None]) -> int | None:
+    """The smallest count, None if any is unknown."""
+    return None if any(c is None for c in counts) else min(counts)  # type: ignore[type-var]
+
+
 class EpochLoader(StreamingLoader):
     """A ``StreamingLoader`` whose ``len()`` is the number of batches every DDP rank delivers in the current
     epoch: the smallest over the ranks, so that the ranks step together (a rank with one batch more would wait
@@ -120,7 +125,8 @@ class EpochLoader(StreamingLoader):
     """
 
     def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
-        total, own = self.batches_in_epoch(), self.batches_in_epoch(own=True)
+        counts, rank = self._rank_counts()
+        total, own = _smallest(counts), counts[rank]
         remaining = None if total is None else total - self._batches
         if remaining is not None and remaining <= 0:
             self.end_epoch()
@@ -135,15 +141,17 @@ class EpochLoader(StreamingLoader):
                     self.end_epoch()
             yield batch
 
-    def batches_in_epoch(self, *, own: bool = False) -> int | None:
-        """Batches every rank delivers in the current epoch (``own``: this rank could deliver); None if a
-        block's length is unknown."""
+    def batches_in_epoch(self) -> int | None:
+        """Batches every rank delivers in the current epoch; None if a block's length is unknown."""
+        return _smallest(self._rank_counts()[0])
+
+    def _rank_counts(self) -> tuple[list[int | None], int]:
+        """(batches each rank could deliver in the current epoch, this rank)."""
         dataset: StreamingDataset = self.dataset  # type: ignore[assignment]
         rank, world = distributed_rank_world()
         rank = dataset.rank if dataset.rank is not None else rank
         world = dataset.world_size if dataset.world_size is not None else world
-        counts = [self._rank_batches(r, world) for r in ([rank] if own else range(world))]
-        return None if any(c is None for c in counts) else min(counts)  # type: ignore[type-var]
+        return [self._rank_batches(r, world) for r in range(world)], rank
 
     def _rank_batches(self, rank: int, world: int) -> int | None:
         dataset: StreamingDataset = self.dataset  # type: ignore[assignment]

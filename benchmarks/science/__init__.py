@@ -10,4 +10,11 @@ wall time:
   fractions 1/10/25/100%, and all three modalities against the best single one);
 - ``anomalies``: S5 (anomaly detection on the learned embeddings, without labels and after 100 oracle
   labels of active learning).
+
+Context for the missed targets:
+
+- ``spectrum_limit``: the posterior-mean redshift from the simulated spectra, which bounds S2;
+- ``anomaly_visibility``: supervised detectors trained on an anomaly-rich universe (pixels and
+  embeddings), which show how many of S5's galaxy anomalies can be found at all;
+- ``ceiling``: the S1 (or S2) encoder trained supervised on every train redshift label.
 """

@@ -4,17 +4,22 @@ The YAML has the usual LightningCLI sections: ``trainer``, ``model``
 (``class_path: astrofm.training.PretrainModule`` or ``FineTuneModule`` with
 ``init_args``), ``data`` (``AstroFMDataModule`` options) and ``seed_everything``.
 Stream resume (:class:`StreamResume`) is always on; checkpoints are read with
-``weights_only=True``.
+``weights_only=True``. ``--import MODULE`` (repeatable) imports a module of your own first, so that the
+encoders, transforms, objectives or data modalities it registers can be named in the config.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
+from astrofm.errors import AstrofmError, ConfigError
 from astrofm.training.callbacks import StreamResume
 from astrofm.training.data import AstroFMDataModule
 from astrofm.training.module import ModelModule
@@ -37,8 +42,46 @@ class AstroFMCLI(LightningCLI):
                          weights_only=True if weights_only is None else weights_only, **kwargs)
 
 
+def import_plugins(args: Sequence[str]) -> list[str]:
+    """Import every module named by ``--import MODULE`` or ``--import=MODULE``; return the other arguments.
+
+    Modules are found on ``sys.path`` and in the current directory (as ``python -m`` would). Lightning's
+    multi-device launcher re-runs the same command on each device, so the imports happen there too.
+    """
+    rest: list[str] = []
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if arg == "--import":
+            if not args:
+                raise ConfigError("--import needs a module name")
+            name = args.pop(0)
+        elif arg.startswith("--import="):
+            name = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+            continue
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ConfigError(f"--import {name}: {error}") from None
+    return rest
+
+
 def run(args: Sequence[str], *, subcommand: str = "fit") -> AstroFMCLI:
-    """Run a LightningCLI subcommand (``fit``, ``validate``, ``test``) with ``args`` (``--config ...``)."""
-    return AstroFMCLI(ModelModule, AstroFMDataModule, subclass_mode_model=True, args=[subcommand, *args],
-                      trainer_defaults={"callbacks": [StreamResume()]}, auto_configure_optimizers=False,
-                      save_config_kwargs={"overwrite": True})
+    """Run a LightningCLI subcommand (``fit``, ``validate``, ``test``) with ``args`` (``--config ...``),
+    after the ``--import`` modules among them."""
+    args = import_plugins(args)
+    try:
+        return AstroFMCLI(ModelModule, AstroFMDataModule, subclass_mode_model=True, args=[subcommand, *args],
+                          trainer_defaults={"callbacks": [StreamResume()]}, auto_configure_optimizers=False,
+                          save_config_kwargs={"overwrite": True})
+    except ValueError as error:  # jsonargparse wraps our errors (e.g. an unknown encoder) in its own
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, AstrofmError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None

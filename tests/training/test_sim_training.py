@@ -69,3 +69,39 @@ def test_training_reduces_the_loss_and_retrieval_beats_chance(tiny_sim: Path) ->
     chance = 10 / len(test)
     assert loss_after < loss_before - 0.5
     assert recall_after > max(3 * chance, recall_before + 0.2), (recall_before, recall_after, chance)
+
+
+PLUGIN = '''
+from astrofm.objectives import register_objective
+from astrofm.objectives.contrastive import ContrastiveObjective
+
+BUILT = []
+
+
+@register_objective("plugin_contrastive")
+class PluginContrastive(ContrastiveObjective):
+    @classmethod
+    def build(cls, model, **options):
+        BUILT.append(sorted(model.modalities))
+        return super().build(model, **options)
+'''
+
+
+@pytest.mark.slow
+def test_fit_imports_a_user_plugin_that_the_config_names(tiny_sim: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.chdir(tmp_path)  # the plugin module sits in the current directory, as a user's would
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "astrofm_test_plugin.py").write_text(PLUGIN)
+    config = yaml.safe_load((CONFIGS / "galaxy-clip-tiny.yaml").read_text())
+    config["model"]["init_args"]["objective"] = {"name": "plugin_contrastive"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    args = ["fit", "--config", "config.yaml", "--data.root", str(tiny_sim), "--trainer.enable_progress_bar", "false",
+            "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0"]
+    assert main(args) == 1  # without the plugin the objective is unknown: a clear error, not a traceback
+    assert main(["fit", "--import", "astrofm_test_plugin", *args[1:]]) == 0
+    assert sys.modules["astrofm_test_plugin"].BUILT == [["image", "spectrum"]]
+    assert main(["fit", "--import", "no_such_astrofm_plugin", *args[1:]]) == 1
+    sys.modules.pop("astrofm_test_plugin")

@@ -53,21 +53,28 @@ def features(z: dict[str, np.ndarray], modalities: tuple[str, ...]) -> np.ndarra
     return stack.reshape(len(stack), -1)
 
 
-def anomaly_truth(population: str, id_column: str) -> dict[str, bool]:
-    """object id -> is an injected anomaly."""
+def anomaly_types(population: str, id_column: str, root: Path | None = None) -> dict[str, str]:
+    """object id (in ``id_column``'s survey) -> injected anomaly type, ``""`` for normal objects."""
     from astrofm.sim import load_anomalies, load_truth
 
-    truth = load_truth(C.DATA_ROOT, population, [id_column, "truth_id"])
-    table = load_anomalies(C.DATA_ROOT)
-    anomalous = set(table["truth_id"][table["is_anomaly"]].tolist())
+    root = root or C.DATA_ROOT
+    truth = load_truth(root, population, [id_column, "truth_id"])
+    table = load_anomalies(root)
+    kind = {int(t): k.decode() for t, k in zip(table["truth_id"], table["anomaly_type"])}
     ids = truth[id_column]
     ids = np.char.decode(ids, "utf-8") if ids.dtype.kind == "S" else ids.astype(str)
-    return {i: t in anomalous for i, t in zip(ids.tolist(), truth["truth_id"].tolist())}
+    return {i: kind.get(int(t), "") for i, t in zip(ids.tolist(), truth["truth_id"].tolist())}
+
+
+def found_per_type(kinds: np.ndarray, scores: np.ndarray, n: int) -> dict[str, str]:
+    """Per anomaly type, 'found/total' among the ``n`` highest ``scores`` (``kinds``: type per object, "" = normal)."""
+    top = kinds[np.argsort(-scores, kind="stable")[:n]]
+    return {str(k): f"{int((top == k).sum())}/{int((kinds == k).sum())}" for k in sorted(set(kinds.tolist()) - {""})}
 
 
 def population_scores(name: str, spec: dict[str, Any], method: str, seed: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Test ids, features, common-scale anomaly scores and truth of one population."""
+    """Test ids, features, common-scale anomaly scores and anomaly types ("" = normal) of one population."""
     model = load_pretrained(spec["model"])
     config = C.load_config(spec["config"])
     data = C.data_module(eval_config(config) if name == "galaxies" else {**config, "data": {
@@ -76,8 +83,8 @@ def population_scores(name: str, spec: dict[str, Any], method: str, seed: int
     test_ids, test_z = C.embed(model, data, "test", spec["modalities"])
     detector = AnomalyDetector(method, seed=seed).fit(features(train_z, spec["modalities"]))
     x = features(test_z, spec["modalities"])
-    truth = anomaly_truth(name, spec["id_column"])
-    return test_ids, x, detector.score_samples(x), np.array([truth.get(i, False) for i in test_ids])
+    kinds = anomaly_types(name, spec["id_column"])
+    return test_ids, x, detector.score_samples(x), np.array([kinds.get(i, "") for i in test_ids])
 
 
 def main() -> None:
@@ -108,26 +115,30 @@ def main() -> None:
     ids = np.concatenate([np.char.add(f"{name}:", p[0].astype(str)) for name, p in parts.items()])
     x = np.concatenate([np.pad(p[1], ((0, 0), (0, width - p[1].shape[1]))) for p in parts.values()])
     scores = np.concatenate([p[2] for p in parts.values()])
-    relevant = np.concatenate([p[3] for p in parts.values()])
+    kinds = np.concatenate([p[3] for p in parts.values()])
+    relevant = kinds != ""
     top_n = int(relevant.sum())
     unsupervised = precision_at_k(relevant, scores, top_n)
-    per_population = {name: {"anomalies": int(p[3].sum()), "objects": len(p[0]),
-                             "precision_at_own_n": precision_at_k(p[3], p[2], max(1, int(p[3].sum())))}
+    per_population = {name: {"anomalies": int((p[3] != "").sum()), "objects": len(p[0]),
+                             "precision_at_own_n": precision_at_k(p[3] != "", p[2], max(1, int((p[3] != "").sum())))}
                       for name, p in parts.items()}
     learner = ActiveLearner(x, ids, scores, seed=args.seed)
     curve = simulate_oracle(learner, relevant, rounds=5, per_round=20, top_n=top_n)
     after = curve[-1]["precision"]
+    found = {"no labels": found_per_type(kinds, scores, top_n),
+             f"{curve[-1]['n_labels']} labels": found_per_type(kinds, learner.scores(), top_n)}
     wall = time.perf_counter() - start
-    log.info("top-%d precision: %.3f unsupervised, %.3f after %d labels; %s", top_n, unsupervised, after,
-             curve[-1]["n_labels"], per_population)
-    C.save_json(C.RUNS / "s5.json", {"unsupervised": unsupervised, "curve": curve, "populations": per_population})
+    log.info("top-%d precision: %.3f unsupervised, %.3f after %d labels; %s; found per type %s", top_n, unsupervised,
+             after, curve[-1]["n_labels"], per_population, found)
+    C.save_json(C.RUNS / "s5.json", {"unsupervised": unsupervised, "curve": curve, "populations": per_population,
+                                     "found_per_type": found})
     if args.no_record:
         return
     from benchmarks.results import record
 
     models = sorted({str(s["model"]) for s in POPULATIONS.values()})
     common = {"seed": args.seed, "wall_s": round(wall, 1), "method": args.method, "top_n": top_n,
-              "populations": per_population, "models": models,
+              "populations": per_population, "found_per_type": found, "models": models,
               "command": "python -m benchmarks.science.anomalies " + " ".join(sys.argv[1:])}
     note = (f"test split, galaxies + stars ranked together, N = {top_n} injected anomalies; detector {args.method} "
             f"fitted on train-split embeddings (concatenated modalities of the shared space); models {models}; "

@@ -31,24 +31,13 @@ from astrofm.downstream.metrics import precision_at_k
 from astrofm.hub.pretrained import load_pretrained
 from benchmarks.results import record
 from benchmarks.science import common as C
-from benchmarks.science.anomalies import POPULATIONS, features
+from benchmarks.science.anomalies import POPULATIONS, anomaly_types, features, found_per_type
 from benchmarks.science.galaxies import eval_config
 
 log = logging.getLogger("benchmarks.science.anomaly_visibility")
 
 IMAGES = "legacysurvey/dr10_south_21"
 SPEC = POPULATIONS["galaxies"]
-
-
-def anomaly_types(root: Path) -> dict[str, str]:
-    """Legacy Survey object id -> anomaly type (``""`` for normal galaxies)."""
-    from astrofm.sim import load_anomalies, load_truth
-
-    truth = load_truth(root, "galaxies", [SPEC["id_column"], "truth_id"])
-    table = load_anomalies(root)
-    kind = {int(t): k.decode() for t, k in zip(table["truth_id"], table["anomaly_type"])}
-    ids = np.char.decode(truth[SPEC["id_column"]], "utf-8")
-    return {i: kind.get(int(t), "") for i, t in zip(ids.tolist(), truth["truth_id"].tolist())}
 
 
 def snr_maps(root: Path) -> tuple[list[str], np.ndarray]:
@@ -128,11 +117,8 @@ def embedding_features(model_dir: Path, root: Path, splits: tuple[str, ...]) -> 
 
 def top_n(scores: np.ndarray, kinds: np.ndarray) -> tuple[float, dict[str, str]]:
     """Top-N precision (N = anomalies) and, per type, 'found/total' in the top N."""
-    anomalous = kinds != ""
-    n = int(anomalous.sum())
-    top = np.argsort(-scores, kind="stable")[:n]
-    per_type = {str(k): f"{int((kinds[top] == k).sum())}/{int((kinds == k).sum())}" for k in sorted(set(kinds) - {""})}
-    return precision_at_k(anomalous, scores, n), per_type
+    n = int((kinds != "").sum())
+    return precision_at_k(kinds != "", scores, n), found_per_type(kinds, scores, n)
 
 
 def main() -> None:
@@ -152,8 +138,8 @@ def main() -> None:
     rich = Path(args.rich_root)
     simulate(rich, "small", seed=7, workers=args.threads, progress=False, n_stars=0,
              anomaly_fraction=args.fraction)
-    rich_kinds = anomaly_types(rich)
-    test_kinds = anomaly_types(C.DATA_ROOT)
+    rich_kinds = anomaly_types("galaxies", SPEC["id_column"], rich)
+    test_kinds = anomaly_types("galaxies", SPEC["id_column"])
     data = C.data_module(eval_config(C.load_config(SPEC["config"])))
     test_ids = [str(i) for i in data.splits["test"].object_ids]
     kinds = np.array([test_kinds[i] for i in test_ids])

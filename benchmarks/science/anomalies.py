@@ -119,9 +119,11 @@ def main() -> None:
     relevant = kinds != ""
     top_n = int(relevant.sum())
     unsupervised = precision_at_k(relevant, scores, top_n)
-    per_population = {name: {"anomalies": int((p[3] != "").sum()), "objects": len(p[0]),
-                             "precision_at_own_n": precision_at_k(p[3] != "", p[2], max(1, int((p[3] != "").sum())))}
-                      for name, p in parts.items()}
+    per_population = {}
+    for name, (own_ids, _, own_scores, own_kinds) in parts.items():
+        own = own_kinds != ""
+        per_population[name] = {"anomalies": int(own.sum()), "objects": len(own_ids),
+                                "precision_at_own_n": precision_at_k(own, own_scores, max(1, int(own.sum())))}
     learner = ActiveLearner(x, ids, scores, seed=args.seed)
     curve = simulate_oracle(learner, relevant, rounds=5, per_round=20, top_n=top_n)
     after = curve[-1]["precision"]

@@ -29,6 +29,7 @@ from torch import nn
 
 from astrofm.downstream.metrics import precision_at_k
 from astrofm.hub.pretrained import load_pretrained
+from astrofm.model import AstroFM
 from benchmarks.results import record
 from benchmarks.science import common as C
 from benchmarks.science.anomalies import POPULATIONS, anomaly_types, features, found_per_type
@@ -103,9 +104,8 @@ def train_pixels(x: np.ndarray, anomalous: np.ndarray, minutes: float, seed: int
     return net, step
 
 
-def embedding_features(model_dir: Path, root: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def embedding_features(model: AstroFM, root: Path, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Object ids and S5's galaxy features of ``splits`` of the universe at ``root``."""
-    model = load_pretrained(model_dir)
     data = C.data_module(eval_config(C.load_config(SPEC["config"])), root=str(root), simulate=None)
     ids, parts = [], []
     for split in splits:
@@ -115,9 +115,8 @@ def embedding_features(model_dir: Path, root: Path, splits: tuple[str, ...]) -> 
     return np.concatenate(ids), np.concatenate(parts)
 
 
-def top_n(scores: np.ndarray, kinds: np.ndarray) -> tuple[float, dict[str, str]]:
-    """Top-N precision (N = anomalies) and, per type, 'found/total' in the top N."""
-    n = int((kinds != "").sum())
+def top_n(scores: np.ndarray, kinds: np.ndarray, n: int) -> tuple[float, dict[str, str]]:
+    """Top-``n`` precision and, per type, 'found/total' in the top ``n``."""
     return precision_at_k(kinds != "", scores, n), found_per_type(kinds, scores, n)
 
 
@@ -143,27 +142,27 @@ def main() -> None:
     data = C.data_module(eval_config(C.load_config(SPEC["config"])))
     test_ids = [str(i) for i in data.splits["test"].object_ids]
     kinds = np.array([test_kinds[i] for i in test_ids])
+    n = int((kinds != "").sum())
 
     rich_ids, rich_x = snr_maps(rich)
     net, steps = train_pixels(rich_x, np.array([rich_kinds[i] != "" for i in rich_ids]), args.minutes, args.seed)
     ids, x = snr_maps(C.DATA_ROOT)
     row = {i: k for k, i in enumerate(ids)}
-    pixels, pixel_types = top_n(pixel_scores(net, x[[row[i] for i in test_ids]]), kinds)
+    pixels, pixel_types = top_n(pixel_scores(net, x[[row[i] for i in test_ids]]), kinds, n)
 
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = Path(args.model)
+    model = load_pretrained(args.model)
     train_ids, train_x = embedding_features(model, rich, ("train", "val", "test"))
     classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced"))
     classifier.fit(train_x, [rich_kinds[i] != "" for i in train_ids])
     eval_ids, eval_x = embedding_features(model, C.DATA_ROOT, ("test",))
     order = {i: k for k, i in enumerate(eval_ids.tolist())}
     embedded = classifier.decision_function(eval_x[[order[i] for i in test_ids]])
-    embedding, embedding_types = top_n(embedded, kinds)
+    embedding, embedding_types = top_n(embedded, kinds, n)
     wall = time.perf_counter() - start
-    n = int((kinds != "").sum())
     log.info("top-%d precision of supervised detectors on the test galaxies: pixels %.3f %s, embeddings %.3f %s",
              n, pixels, pixel_types, embedding, embedding_types)
     if args.no_record:
@@ -180,8 +179,8 @@ def main() -> None:
                  f"found per type in the top N: {pixel_types}", per_type=pixel_types, steps=steps, **common)
     record("science.s5_galaxy_embedding_ceiling", embedding, target="context for S5 (>= 0.5 / >= 0.8)",
            unit="precision", baseline="science.s5_galaxy_pixel_ceiling (same objects, same labels)",
-           notes=f"logistic regression on S5's galaxy features of {model}; {setting}; found per type in the top N: "
-                 f"{embedding_types}", per_type=embedding_types, model=str(model), **common)
+           notes=f"logistic regression on S5's galaxy features of {args.model}; {setting}; found per type in the "
+                 f"top N: {embedding_types}", per_type=embedding_types, model=args.model, **common)
 
 
 if __name__ == "__main__":

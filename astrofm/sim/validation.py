@@ -4,6 +4,8 @@
   (:func:`posterior_mean_redshifts`: the squared-error-optimal estimate from the same χ² profile);
 - :func:`lightcurve_features` — Lomb–Scargle periods (``astropy.timeseries``) and amplitudes;
 - :func:`image_colours_and_sizes` — aperture colours and half-light radii measured on cutouts;
+- :func:`spectrum_redshift_limit` / :func:`photometric_redshift_limit` — how much redshift the spectra
+  and the images hold;
 - :func:`galsim_render` / :func:`flux_and_half_light_radius` — GalSim reference images and
   the image statistics compared with them.
 
@@ -340,6 +342,54 @@ def spectrum_redshift_limit(root: str | Path, split: str = "test", snr_cut: floa
     return {"n": len(keep), "fraction_above_cut": float(bright.mean()),
             "template_fit_r2": r2(z_fit, everything), "posterior_mean_r2": r2(z_mean, everything),
             "template_fit_r2_above_cut": r2(z_fit, bright), "posterior_mean_r2_above_cut": r2(z_mean, bright)}
+
+
+#: True shape latents a photometric-redshift bound may add to the catalog fluxes (all visible in the images).
+SHAPE_COLUMNS = ("r_half_arcsec", "bulge_r_arcsec", "disk_r_arcsec", "bt_r", "sersic_n", "disk_q")
+
+
+def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int = 0) -> dict[str, float]:
+    """How much redshift the g, r, i, z images hold: R² on the normal galaxies of ``split`` of a regression
+    of true redshift trained on the normal train galaxies (gradient-boosted trees).
+
+    Inputs: the catalog's ``FLUX_*`` (the simulator's optimal-photometry measurement of the image, its noise
+    that of a matched filter on the PSF-convolved profile: sky and source Poisson), as z magnitude and
+    colours; then those plus the true, noiseless :data:`SHAPE_COLUMNS`, a generous stand-in for all the
+    morphology a cutout shows; and, for reference, the noiseless fluxes. A fitted regression approaches the
+    posterior mean from below, so these are estimates of the bound, not guarantees.
+    """
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    root = Path(root)
+    bands = "GRIZ"
+    catalog = read_dataset(root / DATASETS["legacysurvey"],
+                           ["object_id", *(f"FLUX_{b}" for b in bands), *(f"FLUX_IVAR_{b}" for b in bands)])
+    truth = load_truth(root, "galaxies", ["truth_id", "legacysurvey_object_id", "z", "split",
+                                          *(f"flux_{b.lower()}" for b in bands), *SHAPE_COLUMNS])
+    rows = _join(catalog["object_id"], truth["legacysurvey_object_id"])
+    normal = ~_anomalous(load_anomalies(root), truth["truth_id"])[rows]
+    splits = truth["split"][rows].astype(str)
+    train, test = normal & (splits == "train"), normal & (splits == split)
+    sigma = np.stack([catalog[f"FLUX_IVAR_{b}"] for b in bands], axis=1) ** -0.5
+
+    def magnitudes(flux: np.ndarray) -> np.ndarray:  # z magnitude and g-r, r-i, i-z; floored at half the 1σ flux
+        mag = 22.5 - 2.5 * np.log10(np.maximum(flux, 0.5 * sigma))
+        return np.column_stack([mag[:, -1], mag[:, :-1] - mag[:, 1:]])
+
+    measured = magnitudes(np.stack([catalog[f"FLUX_{b}"] for b in bands], axis=1))
+    noiseless = magnitudes(np.stack([truth[f"flux_{b.lower()}"][rows] for b in bands], axis=1))
+    shapes = np.column_stack([truth[c][rows] for c in SHAPE_COLUMNS])
+    z = truth["z"][rows]
+
+    def r2(features: np.ndarray) -> float:
+        model = HistGradientBoostingRegressor(max_iter=1000, learning_rate=0.03, early_stopping=True,
+                                              n_iter_no_change=50, random_state=seed)
+        residual = z[test] - model.fit(features[train], z[train]).predict(features[test])
+        return float(1 - np.sum(residual**2) / np.sum((z[test] - z[test].mean()) ** 2))
+
+    return {"n": int(test.sum()), "n_train": int(train.sum()), "catalog_flux_r2": r2(measured),
+            "catalog_flux_and_true_shapes_r2": r2(np.column_stack([measured, shapes])),
+            "noiseless_flux_r2": r2(noiseless)}
 
 
 def _anomalous(anomalies: dict[str, np.ndarray], truth_id: np.ndarray) -> np.ndarray:

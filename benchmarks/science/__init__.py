@@ -13,7 +13,7 @@ wall time:
 
 Context for the missed targets:
 
-- ``spectrum_limit``: the posterior-mean redshift from the simulated spectra, which bounds S2;
+- ``information_limit``: how much redshift the images (S1) and the spectra (S2) hold, which bounds both;
 - ``anomaly_visibility``: supervised detectors trained on an anomaly-rich universe (pixels and
   embeddings), which show how many of S5's galaxy anomalies can be found at all;
 - ``ceiling``: the S1 (or S2) encoder trained supervised on every train redshift label.

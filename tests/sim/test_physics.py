@@ -32,6 +32,16 @@ def test_posterior_mean_redshift_beats_the_best_fit_and_bounds_spectrum_estimate
     assert limit["posterior_mean_r2"] < limit["posterior_mean_r2_above_cut"] - 0.02
 
 
+def test_photometric_redshift_bound_shows_what_the_image_noise_costs(tiny):
+    """Redshift from the cutouts' optimal photometry: good (the colours carry it), but clearly short of what
+    the noiseless fluxes give; adding the true shapes does not lose information."""
+    limit = validation.photometric_redshift_limit(tiny.root, split="val")
+    assert limit["n"] >= 80 and limit["n_train"] >= 700
+    assert limit["catalog_flux_r2"] > 0.75
+    assert limit["noiseless_flux_r2"] > limit["catalog_flux_r2"] + 0.03
+    assert limit["catalog_flux_and_true_shapes_r2"] > limit["catalog_flux_r2"] - 0.02
+
+
 def test_period_recovery(star_features):
     result = validation.period_recovery(star_features)
     assert result["n"] >= 600

@@ -21,6 +21,7 @@ from astrofm.modalities import (
     register_encoder,
 )
 from astrofm.modalities.spectrum import SpectrumEncoder
+from tests.helpers.synthetic import image_item
 from tests.modalities.factories import raw_samples, tiny_model
 
 SEQUENCE_MODALITIES = ("spectrum", "lightcurve", "tabular")
@@ -146,6 +147,35 @@ def test_vit_sizes_and_position_interpolation(size: int, patch: int) -> None:
     assert other.pooled.shape == (1, 16)
     with pytest.raises(ConfigError, match="in_chans"):
         encoder(ModalityBatch({"flux": torch.randn(1, 3, size, size)}, torch.ones(1, dtype=torch.bool)))
+
+
+def test_aperture_photometry_context_lets_a_cropped_vit_see_the_whole_galaxy() -> None:
+    """Light outside the ViT's centre crop reaches the embedding through the ``aperture_mag`` context token
+    (and only through it), measured on the raw cutout before cropping."""
+    from astrofm.model import AstroFM
+    from tests.modalities.factories import tiny_config
+
+    def model(context: bool) -> AstroFM:
+        config = tiny_config(("image",))
+        spec = config["modalities"]["image"]
+        spec["transforms"] = [{"type": "CenterCrop", "size": 8}, *spec["transforms"]]
+        if context:
+            spec["transforms"].insert(0, {"type": "AperturePhotometry", "noise": [0.1] * 4})
+            spec["config"]["context_fields"] = {"aperture_mag": 24}
+        torch.manual_seed(0)
+        return AstroFM.from_config(config).eval()
+
+    rng = np.random.default_rng(0)
+    samples = [{"image": {**image_item(rng, size=24), "flux": rng.normal(5, 1, (4, 24, 24)).astype(np.float32)}}
+               for _ in range(3)]
+    brighter = [{"image": {**s["image"], "flux": s["image"]["flux"].copy()}} for s in samples]
+    for s in brighter:
+        s["image"]["flux"][:, 3:5, 10:14] += 50.0  # 8 px above the centre: outside the 8-px crop, inside 3"
+    cropped, photometric = model(False), model(True)
+    torch.testing.assert_close(_embed(cropped, samples)["image"], _embed(cropped, brighter)["image"])
+    assert (_embed(photometric, samples)["image"] - _embed(photometric, brighter)["image"]).abs().max() > 1e-3
+    alone = _embed(photometric, samples[:1])["image"]
+    torch.testing.assert_close(alone, _embed(photometric, samples)["image"][:1], atol=1e-5, rtol=1e-4)
 
 
 def test_timm_backbone_by_name_with_band_count_channels() -> None:

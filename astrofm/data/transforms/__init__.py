@@ -2,6 +2,7 @@
 
 from astrofm.data.transforms.base import TRANSFORMS, Compose, SampleTransform, Transform
 from astrofm.data.transforms.image import (
+    AperturePhotometry,
     ArcsinhScale,
     CenterCrop,
     PercentileScale,
@@ -15,6 +16,7 @@ from astrofm.data.transforms.tabular import Standardize
 
 __all__ = [
     "TRANSFORMS",
+    "AperturePhotometry",
     "ArcsinhScale",
     "CenterCrop",
     "Compose",

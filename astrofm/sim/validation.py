@@ -356,9 +356,13 @@ def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int 
     that of a matched filter on the PSF-convolved profile: sky and source Poisson), as z magnitude and
     colours; then those plus the true, noiseless :data:`SHAPE_COLUMNS`, a generous stand-in for all the
     morphology a cutout shows; and, for reference, the noiseless fluxes. A fitted regression approaches the
-    posterior mean from below, so these are estimates of the bound, not guarantees.
+    posterior mean from below, so these are estimates of the bound, not guarantees. ``catalog_flux_knn_r2``
+    applies S1's zero-shot protocol (kNN, k = 64, distance-weighted, standardized) to the catalog magnitude
+    and colours, as if they were an embedding.
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from astrofm.downstream.probes import KNNProbe
 
     root = Path(root)
     bands = "GRIZ"
@@ -387,7 +391,9 @@ def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int 
         residual = z[test] - model.fit(features[train], z[train]).predict(features[test])
         return float(1 - np.sum(residual**2) / np.sum((z[test] - z[test].mean()) ** 2))
 
+    knn = KNNProbe(k=64).fit(measured[train], z[train]).score(measured[test], z[test])
     return {"n": int(test.sum()), "n_train": int(train.sum()), "catalog_flux_r2": r2(measured),
+            "catalog_flux_knn_r2": float(knn),
             "catalog_flux_and_true_shapes_r2": r2(np.column_stack([measured, shapes])),
             "noiseless_flux_r2": r2(noiseless)}
 

@@ -132,9 +132,11 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="galaxy-clip", help="a config of configs/science (galaxy-clip, "
-                        "galaxy-clip-full)")
+                        "galaxy-clip-full, galaxy-clip-phot)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--minutes", type=float, default=22.0, help="CLIP training budget")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="CLIP optimizer steps (default: the config's; the cosine schedule spans them)")
     parser.add_argument("--supervised-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="evaluate the model saved by an earlier run")
@@ -157,7 +159,7 @@ def main() -> None:
     if not args.model and not (args.reuse and model_dir.exists()):
         data = C.data_module(config)
         module = PretrainModule(**config["model"]["init_args"])
-        train_info = C.fit(module, data, name="galaxy-clip", max_steps=config["trainer"]["max_steps"],
+        train_info = C.fit(module, data, name="galaxy-clip", max_steps=args.max_steps or config["trainer"]["max_steps"],
                            max_minutes=args.minutes, seed=args.seed)
         module.model.save_pretrained(model_dir)
         del data, module

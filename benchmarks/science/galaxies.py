@@ -132,7 +132,7 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="galaxy-clip", help="a config of configs/science (galaxy-clip, "
-                        "galaxy-clip-full, galaxy-clip-phot)")
+                        "galaxy-clip-full, galaxy-clip-phot, galaxy-clip-siglip)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--minutes", type=float, default=22.0, help="CLIP training budget")
     parser.add_argument("--max-steps", type=int, default=None,

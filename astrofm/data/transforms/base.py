@@ -41,6 +41,11 @@ class Transform:
     def needs_fit(self) -> bool:
         return any(getattr(self, f, None) is None for f in self.fitted_fields)
 
+    def require_fitted(self) -> None:
+        """Raise a ConfigError naming the transform if any of its ``fitted_fields`` is still unset."""
+        if self.needs_fit:
+            raise ConfigError(f"{type(self).__name__} is not fitted; call fit() on the train split first")
+
     def fit(self, items: Sequence[Item]) -> Transform:
         """Fit statistics on (train) items; stateless transforms return self."""
         return self

@@ -87,8 +87,7 @@ class ArcsinhScale(Transform):
         return self
 
     def __call__(self, item: Item, rng: np.random.Generator | None = None) -> Item:
-        if self.softening is None:
-            raise ConfigError("ArcsinhScale is not fitted; call fit() on the train split first")
+        self.require_fitted()
         soft = np.asarray(self.softening, np.float32)[:, None, None]
         out = dict(item)
         out["flux"] = np.arcsinh(np.asarray(item["flux"], np.float32) / soft).astype(np.float32)
@@ -112,8 +111,7 @@ class PercentileScale(Transform):
         return self
 
     def __call__(self, item: Item, rng: np.random.Generator | None = None) -> Item:
-        if self.lows is None or self.highs is None:
-            raise ConfigError("PercentileScale is not fitted; call fit() on the train split first")
+        self.require_fitted()
         lo = np.asarray(self.lows, np.float32)[:, None, None]
         span = np.maximum(np.asarray(self.highs, np.float32)[:, None, None] - lo, 1e-12)
         out = dict(item)
@@ -153,8 +151,7 @@ class AperturePhotometry(Transform):
         return self
 
     def __call__(self, item: Item, rng: np.random.Generator | None = None) -> Item:
-        if self.noise is None:
-            raise ConfigError("AperturePhotometry is not fitted; call fit() on the train split first")
+        self.require_fitted()
         flux = np.asarray(item["flux"], np.float64)
         scale = np.asarray(item.get("scale", np.nan), np.float64).reshape(-1)
         if not np.isfinite(scale).all() or len(set(scale.tolist())) != 1:

@@ -9,7 +9,6 @@ import numpy as np
 
 from astrofm.data.batch import OBSERVED_FIELD
 from astrofm.data.transforms.base import Item, Transform
-from astrofm.errors import ConfigError
 
 
 @dataclass
@@ -33,8 +32,7 @@ class Standardize(Transform):
         return self
 
     def __call__(self, item: Item, rng: np.random.Generator | None = None) -> Item:
-        if self.mean is None or self.std is None:
-            raise ConfigError("Standardize is not fitted; call fit() on the train split first")
+        self.require_fitted()
         values = np.asarray(item["values"], np.float64)
         observed = np.isfinite(values)
         scaled = np.where(observed, (values - np.asarray(self.mean)) / np.asarray(self.std), 0.0)

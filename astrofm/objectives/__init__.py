@@ -3,7 +3,8 @@
 ``create_objective(name, model, **options)`` builds a registered objective:
 ``contrastive`` (CLIP / SigLIP over every pair of modalities), ``autoregressive``
 (next-token regression of an ``ARModel``), ``masked`` (masked reconstruction
-with an ``AstroFM``'s encoders) and ``sum`` (a weighted sum of these).
+with an ``AstroFM``'s encoders), ``predict`` (decode a modality's coarse content from
+an embedding) and ``sum`` (a weighted sum of these).
 """
 
 from astrofm.objectives.autoregressive import AutoregressiveObjective
@@ -17,11 +18,13 @@ from astrofm.objectives.base import (
 from astrofm.objectives.combined import WeightedSumObjective
 from astrofm.objectives.contrastive import ContrastiveObjective
 from astrofm.objectives.masked import MaskedObjective
+from astrofm.objectives.prediction import EmbeddingPredictionObjective
 
 __all__ = [
     "OBJECTIVES",
     "AutoregressiveObjective",
     "ContrastiveObjective",
+    "EmbeddingPredictionObjective",
     "MaskedObjective",
     "Objective",
     "ObjectiveOutput",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import torch
 from torch import Tensor, nn
 
 from astrofm.errors import ConfigError
@@ -37,11 +38,23 @@ class ObjectiveOutput:
 
 
 class Objective(nn.Module, ABC):
-    """``forward(model, batch) -> ObjectiveOutput``."""
+    """``forward(model, batch) -> ObjectiveOutput``.
+
+    An objective with ``uses_embeddings`` also takes ``embedded=``, the model's output on the whole
+    batch (``model(batch)``), so that a ``sum`` of such objectives encodes the batch once.
+    """
+
+    uses_embeddings: bool = False
 
     @abstractmethod
     def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
         """The loss of ``model`` on ``batch``."""
+
+
+def zero_loss(module: nn.Module) -> Tensor:
+    """A zero loss connected to every parameter of ``module`` (for a batch that gives it nothing to do, so
+    that DDP still sees a gradient for each parameter)."""
+    return torch.stack([p.sum() for p in module.parameters()]).sum() * 0.0
 
 
 def register_objective(name: str) -> Callable[[ObjectiveType], ObjectiveType]:

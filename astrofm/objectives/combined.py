@@ -1,5 +1,8 @@
 """A weighted sum of registered objectives, e.g. contrastive + masked modelling.
 
+Parts that take the model's embeddings (``uses_embeddings``: contrastive, predict) share one
+encoding of the batch.
+
 Config: ``{name: sum, objectives: [{name: contrastive, weight: 1.0}, {name: masked, weight: 0.5,
 modalities: [spectrum], mask_ratio: 0.5}]}``; each entry's other options go to that objective.
 """
@@ -49,8 +52,11 @@ class WeightedSumObjective(Objective):
     def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
         total = torch.zeros(())
         metrics = {}
+        sharing = sum(objective.uses_embeddings for objective in self.parts.values()) > 1
+        embedded = model(batch) if sharing else None  # encoded once for every part that takes embeddings
         for key, objective in self.parts.items():
-            output = objective(model, batch)
+            output = (objective(model, batch, embedded=embedded) if sharing and objective.uses_embeddings
+                      else objective(model, batch))
             total = total.to(output.loss.device) + self.part_weights[key] * output.loss
             metrics[f"{key}/loss"] = output.loss.detach()
             metrics.update({f"{key}/{k}": v for k, v in output.metrics.items()})

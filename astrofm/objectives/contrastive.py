@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,7 +40,7 @@ from astrofm.objectives.distributed import gather, gather_with_grad, rank_sizes,
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
-    from astrofm.model import AstroFM
+    from astrofm.model import AstroFM, Embedded
 
 LOSSES = ("clip", "siglip")
 VIEW_SUFFIX, REST_SUFFIX = "~view", "~rest"
@@ -76,6 +76,8 @@ class ContrastiveObjective(Objective):
         (sequence modalities only) against the full data, or with ``complement`` against the
         complementary view; ``hide`` lists fields zeroed in the views; ``w`` weighs the pair's loss.
     """
+
+    uses_embeddings = True
 
     def __init__(self, modalities: Sequence[str], *, pairs: Sequence[Sequence[str]] | None = None,
                  loss: str = "clip", temperature: float = 0.07, learn_temperature: bool = True,
@@ -129,9 +131,11 @@ class ContrastiveObjective(Objective):
         key = self._key(pair) if self.per_pair else "shared"
         return self.log_scale[key].clamp(max=self.max_log_scale).exp()
 
-    def _embed(self, model: AstroFM, batch: Batch) -> dict[str, tuple[Tensor, Tensor]]:
+    def _embed(self, model: AstroFM, batch: Batch, embedded: Mapping[str, Embedded] | None
+               ) -> dict[str, tuple[Tensor, Tensor]]:
         """(B, D) embeddings (0 where absent) and presence of every modality and view in the batch."""
-        out = {m: (e.scatter(0.0), e.presence) for m, e in model(batch, self.modalities).items()}
+        embedded = embedded if embedded is not None else model(batch, self.modalities)
+        out = {m: (embedded[m].scatter(0.0), embedded[m].presence) for m in self.modalities if m in embedded}
         for m, options in self.views.items():
             if m not in batch.modalities:
                 continue
@@ -144,17 +148,18 @@ class ContrastiveObjective(Objective):
                                    part.presence)
         return out
 
-    def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
-        embedded = self._embed(model, batch)
+    def forward(self, model: AstroFM, batch: Batch, embedded: Mapping[str, Embedded] | None = None
+                ) -> ObjectiveOutput:
+        vectors = self._embed(model, batch, embedded)
         n = len(batch)
         device = next(model.parameters()).device
         dim = model.embed_dim
         names = self.names
         z_local, present_local = [], []
         for m in names:
-            if m in embedded:
-                z_local.append(embedded[m][0])
-                present_local.append(embedded[m][1].to(device))
+            if m in vectors:
+                z_local.append(vectors[m][0])
+                present_local.append(vectors[m][1].to(device))
             else:  # requires grad so that every rank joins the backward collective
                 z_local.append(torch.zeros(n, dim, device=device, requires_grad=True))
                 present_local.append(torch.zeros(n, dtype=torch.bool, device=device))

@@ -41,7 +41,7 @@ from astrofm.modalities.image import image_pixels
 from astrofm.modalities.spectrum import spectrum_pixels
 from astrofm.modalities.tabular import tabular_values
 from astrofm.objectives.autoregressive import REGRESSION_LOSSES, regression_loss, weighted_mean
-from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective
+from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective, zero_loss
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
@@ -216,7 +216,7 @@ class MaskedObjective(Objective):
             weights.append(w)
             metrics[f"loss/{name}"] = value.detach()
         if not losses:  # none of the modalities in this batch: a zero that still reaches every head
-            return ObjectiveOutput(torch.stack([p.sum() for p in self.heads.parameters()]).sum() * 0.0)
+            return ObjectiveOutput(zero_loss(self.heads))
         return ObjectiveOutput(torch.stack(losses).sum() / torch.stack(weights).sum().clamp_min(1e-12), metrics)
 
 

@@ -38,10 +38,17 @@ class SpectrumConfig(TransformerConfig):
     #: Shortest and longest period of the log-wavelength sinusoids (Δ ln λ).
     min_period: float = 1e-3
     max_period: float = 4.0
+    #: Weigh pixels by their noise relative to the spectrum's median (the shape of the noise: sky lines,
+    #: detector edges) rather than its absolute level, so that the overall S/N, an observing condition
+    #: rather than a property of the object, is not an input.
+    relative_noise: bool = False
 
 
-def spectrum_pixels(batch: ModalityBatch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """flux, weight in [0, 1), wavelength [Å] and good-pixel mask, each (P, L); 0 at bad/padded pixels."""
+def spectrum_pixels(batch: ModalityBatch, relative_noise: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """flux, weight in [0, 1), wavelength [Å] and good-pixel mask, each (P, L); 0 at bad/padded pixels.
+
+    The weight is σ⁻¹ / (1 + σ⁻¹) of each pixel, with σ⁻¹ relative to the median over the spectrum's good
+    pixels if ``relative_noise``."""
     data = batch.data
     flux = data["flux"]
     real = batch.mask if batch.mask is not None else torch.ones_like(flux, dtype=torch.bool)
@@ -50,6 +57,9 @@ def spectrum_pixels(batch: ModalityBatch) -> tuple[Tensor, Tensor, Tensor, Tenso
     good = real & (ivar > 0) & torch.isfinite(flux) & (wavelength > 0)
     if "mask" in data:
         good = good & ~data["mask"].bool()
+    if relative_noise:
+        level = torch.where(good, ivar.float(), torch.nan).nanmedian(dim=1, keepdim=True).values
+        ivar = ivar / level.nan_to_num(1.0).clamp_min(1e-30).to(ivar.dtype)
     sigma_inv = ivar.clamp_min(0).sqrt()
     weight = torch.where(good, sigma_inv / (1 + sigma_inv), 0.0)
     flux = torch.where(good, flux, 0.0)
@@ -85,7 +95,7 @@ class SpectrumEncoder(TransformerEncoder):
         return unfold_windows(x, self.config.window, self.stride)  # type: ignore[attr-defined]
 
     def tokenize(self, batch: ModalityBatch) -> tuple[Tensor, Tensor]:
-        flux, weight, wavelength, good = spectrum_pixels(batch)
+        flux, weight, wavelength, good = spectrum_pixels(batch, self.config.relative_noise)  # type: ignore[attr-defined]
         dtype = self.embed.weight.dtype
         tokens = self.embed(torch.cat([self.windows(flux), self.windows(weight)], dim=-1).to(dtype))
         waves = self.windows(wavelength.float())

@@ -85,6 +85,23 @@ def test_bad_spectrum_pixels_are_excluded() -> None:
     torch.testing.assert_close(model.embed(samples)["spectrum"], reference, atol=1e-5, rtol=1e-5)
 
 
+def test_relative_noise_hides_the_overall_s_n_but_keeps_the_noise_shape() -> None:
+    samples = raw_samples(3, modalities=("spectrum",), lengths=[64, 64, 64])
+
+    def with_ivar(factor: np.ndarray | float) -> list[dict]:
+        return [{**s, "spectrum": {**s["spectrum"], "ivar": (s["spectrum"]["ivar"] * factor).astype(np.float32)}}
+                for s in samples]
+
+    brighter = with_ivar(100.0)  # ten times the S/N everywhere, the same flux
+    relative, absolute = tiny_model(("spectrum",), relative_noise=True), tiny_model(("spectrum",))
+    reference = relative.embed(samples)["spectrum"]
+    torch.testing.assert_close(relative.embed(brighter)["spectrum"], reference, atol=1e-5, rtol=1e-5)
+    assert (absolute.embed(brighter)["spectrum"] - absolute.embed(samples)["spectrum"]).abs().max() > 1e-3
+    sky_line = np.ones(64, np.float32)
+    sky_line[10:14] = 0.01  # a noisier stretch: the shape of the noise still counts
+    assert (relative.embed(with_ivar(sky_line))["spectrum"] - reference).abs().max() > 1e-3
+
+
 def test_missing_tabular_values_are_masked() -> None:
     model = tiny_model(("tabular",))
     samples = raw_samples(4, modalities=("tabular",))

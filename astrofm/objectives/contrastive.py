@@ -72,9 +72,18 @@ class ContrastiveObjective(Objective):
         Initial learnable bias of the SigLIP logits.
     views:
         Self-supervised pairs, ``{modality: {"fraction": f, "block": n, "weight": w, "complement": c,
-        "hide": [fields]}}``: a view with a fraction ``f`` of the positions masked in blocks of ``n``
-        (sequence modalities only) against the full data, or with ``complement`` against the
-        complementary view; ``hide`` lists fields zeroed in the views; ``w`` weighs the pair's loss.
+        "hide": [fields], "degrade": d}}``: a view with a fraction ``f`` of the positions masked in blocks
+        of ``n`` (sequence modalities only) against the full data, or with ``complement`` against the
+        complementary view; ``hide`` lists fields zeroed in the views; ``degrade`` (>= 1) raises each
+        view's noise by its own random factor up to ``d`` (so that S/N cannot match the views);
+        ``w`` weighs the pair's loss.
+    queue_size:
+        With ``loss="clip"``, keep the embeddings of the last ``queue_size`` objects of each pair (from
+        every rank, detached) as extra candidates while training: many more negatives than a batch holds,
+        so that the embeddings must tell apart objects that are alike (MoCo-style memory, no momentum
+        encoder). Saved in checkpoints; not used in eval mode.
+    embed_dim:
+        Width of the embeddings (for the queue; :meth:`build` takes it from the model).
     """
 
     uses_embeddings = True
@@ -82,23 +91,28 @@ class ContrastiveObjective(Objective):
     def __init__(self, modalities: Sequence[str], *, pairs: Sequence[Sequence[str]] | None = None,
                  loss: str = "clip", temperature: float = 0.07, learn_temperature: bool = True,
                  per_pair_temperature: bool = True, max_logit_scale: float = 100.0,
-                 siglip_bias: float = -10.0, views: dict[str, dict[str, Any]] | None = None) -> None:
+                 siglip_bias: float = -10.0, views: dict[str, dict[str, Any]] | None = None,
+                 queue_size: int = 0, embed_dim: int | None = None) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ConfigError(f"contrastive loss must be one of {LOSSES}, not {loss!r}")
+        if queue_size < 0 or (queue_size and (loss != "clip" or not embed_dim)):
+            raise ConfigError(f"queue_size must be >= 0, and a queue needs loss='clip' and the model's embed_dim "
+                              f"(got queue_size={queue_size}, loss={loss!r}, embed_dim={embed_dim})")
         self.modalities = list(modalities)
         chosen = [tuple(p) for p in pairs] if pairs is not None else list(itertools.combinations(self.modalities, 2))
         for pair in chosen:
             if len(pair) != 2 or pair[0] == pair[1] or any(m not in self.modalities for m in pair):
                 raise ConfigError(f"invalid contrastive pair {pair}; modalities: {self.modalities}")
-        defaults = {"fraction": 0.5, "block": 64, "weight": 1.0, "complement": False, "hide": []}
+        defaults = {"fraction": 0.5, "block": 64, "weight": 1.0, "complement": False, "hide": [], "degrade": 1.0}
         self.views = {m: {**defaults, **dict(o)} for m, o in (views or {}).items()}
         weights = [1.0] * len(chosen)
         for m, options in self.views.items():
             unknown = sorted(set(options) - set(defaults))
-            if m not in self.modalities or not 0 < options["fraction"] < 1 or options["block"] < 1 or unknown:
+            if (m not in self.modalities or not 0 < options["fraction"] < 1 or options["block"] < 1
+                    or options["degrade"] < 1 or unknown):
                 raise ConfigError(f"invalid view {m}: {options} (a model modality, 0 < fraction < 1, block >= 1, "
-                                  f"options {sorted(defaults)})")
+                                  f"degrade >= 1, options {sorted(defaults)})")
             chosen.append((m + VIEW_SUFFIX, m + REST_SUFFIX) if options["complement"] else (m, m + VIEW_SUFFIX))
             weights.append(float(options["weight"]))
         if not chosen:
@@ -115,10 +129,16 @@ class ContrastiveObjective(Objective):
             {k: nn.Parameter(start.clone(), requires_grad=learn_temperature) for k in keys})
         self.bias = nn.ParameterDict(
             {k: nn.Parameter(torch.tensor(float(siglip_bias))) for k in keys}) if loss == "siglip" else None
+        self.queue_size = queue_size
+        if queue_size:  # past embeddings of each pair (a, b), in checkpoints so that a resumed run continues
+            self.register_buffer("queue", torch.zeros(len(self.pairs), 2, queue_size, int(embed_dim)))  # type: ignore[arg-type]
+            self.register_buffer("queue_valid", torch.zeros(len(self.pairs), queue_size, dtype=torch.bool))
+            self.register_buffer("queue_next", torch.zeros((), dtype=torch.long))
 
     @classmethod
     def build(cls, model: AstroFM, **options: Any) -> ContrastiveObjective:
         options.setdefault("modalities", model.modalities)
+        options.setdefault("embed_dim", model.embed_dim)
         modalities = options.pop("modalities")
         return cls(modalities, **options)
 
@@ -140,7 +160,7 @@ class ContrastiveObjective(Objective):
             if m not in batch.modalities:
                 continue
             view, rest = masked_views(batch.modalities[m], options["fraction"], int(options["block"]),
-                                      options["hide"])
+                                      options["hide"], float(options["degrade"]))
             parts = [(VIEW_SUFFIX, view), (REST_SUFFIX, rest)] if options["complement"] else [(VIEW_SUFFIX, view)]
             for suffix, part in parts:
                 z = model.heads[m](model.encoders[m](part).pooled)
@@ -171,14 +191,16 @@ class ContrastiveObjective(Objective):
         present_all = gather(present.to(torch.uint8), sizes).bool()
         targets = torch.arange(n, device=device) + sum(sizes[:rank])
         losses, counted, metrics = [], [], {}
-        for pair, weight in zip(self.pairs, self.weights):
+        queued = self.queue_size > 0 and self.training
+        for k, (pair, weight) in enumerate(zip(self.pairs, self.weights)):
             a, b = (names.index(m) for m in pair)
             valid = present[:, a] & present[:, b]
             valid_all = present_all[:, a] & present_all[:, b]
             count = valid_all.sum()
             if self.loss == "clip":
+                queue = (self.queue[k, 0], self.queue[k, 1], self.queue_valid[k]) if queued else None
                 total, accuracy = self._clip(pair, z[:, a], z[:, b], z_all[:, a], z_all[:, b], valid, valid_all,
-                                             targets)
+                                             targets, queue)
             else:
                 total, accuracy = self._siglip(pair, z[:, a], z_all[:, b], valid, valid_all, targets)
             losses.append(weight * total * n_ranks / count.clamp_min(1))
@@ -188,13 +210,34 @@ class ContrastiveObjective(Objective):
             metrics[f"logit_scale/{name}"] = self.logit_scale(pair).detach()
             metrics[f"pairs/{name}"] = count.detach().float()
         loss = torch.stack(losses).sum() / torch.stack(counted).sum().clamp_min(1)
+        if queued:
+            self._enqueue(z_all.detach(), present_all)
         return ObjectiveOutput(loss, metrics)
 
+    @torch.no_grad()
+    def _enqueue(self, z_all: Tensor, present_all: Tensor) -> None:
+        """Write this step's (gathered) embeddings over the oldest queue entries, every pair at once."""
+        a = torch.tensor([self.names.index(p[0]) for p in self.pairs], device=z_all.device)
+        b = torch.tensor([self.names.index(p[1]) for p in self.pairs], device=z_all.device)
+        rows = torch.stack([z_all[:, a], z_all[:, b]], dim=2)[-self.queue_size:]  # (N, pairs, 2, D)
+        valid = (present_all[:, a] & present_all[:, b])[-self.queue_size:]  # (N, pairs)
+        slots = (self.queue_next + torch.arange(len(rows), device=rows.device)) % self.queue_size
+        self.queue[:, :, slots] = rows.permute(1, 2, 0, 3).to(self.queue.dtype)
+        self.queue_valid[:, slots] = valid.T
+        self.queue_next.copy_((self.queue_next + len(rows)) % self.queue_size)
+
     def _clip(self, pair: tuple[str, str], za: Tensor, zb: Tensor, za_all: Tensor, zb_all: Tensor, valid: Tensor,
-              valid_all: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        """Sum over local valid rows of the symmetric InfoNCE terms, and the local a->b top-1 accuracy."""
+              valid_all: Tensor, targets: Tensor, queue: tuple[Tensor, Tensor, Tensor] | None = None
+              ) -> tuple[Tensor, Tensor]:
+        """Sum over local valid rows of the symmetric InfoNCE terms, and the local a->b top-1 accuracy.
+        ``queue`` (past a and b embeddings, and their validity) adds candidates after the batch's own."""
         scale = self.logit_scale(pair)
         excluded = ~valid_all[None, :]
+        if queue is not None:
+            queue_a, queue_b, queue_valid = queue
+            za_all = torch.cat([za_all, queue_a.to(za_all.dtype)])
+            zb_all = torch.cat([zb_all, queue_b.to(zb_all.dtype)])
+            excluded = torch.cat([excluded, ~queue_valid[None, :]], dim=1)
         logits_ab = (scale * za @ zb_all.T).masked_fill(excluded, _EXCLUDED)
         logits_ba = (scale * zb @ za_all.T).masked_fill(excluded, _EXCLUDED)
         terms = 0.5 * (F.cross_entropy(logits_ab, targets, reduction="none")
@@ -218,10 +261,11 @@ class ContrastiveObjective(Objective):
 
 
 
-def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequence[str] = ()
+def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequence[str] = (), degrade: float = 1.0
                  ) -> tuple[ModalityBatch, ModalityBatch]:
     """Two complementary views: a random ``fraction`` of the positions masked in contiguous blocks of
-    ``block``, and the rest; the fields in ``hide`` are zeroed in both."""
+    ``block``, and the rest; the fields in ``hide`` are zeroed in both. With ``degrade`` > 1 each view's
+    noise is raised by its own random factor (``degrade_noise``), so that the views' S/N differ."""
     if batch.mask is None:
         raise ConfigError("views need a sequence modality (a batch with a mask)")
     n, length = batch.mask.shape
@@ -229,5 +273,24 @@ def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequen
     keep = torch.rand(n, n_blocks, device=batch.mask.device) >= fraction
     keep = keep.repeat_interleave(block, dim=1)[:, :length]
     data = {k: torch.zeros_like(v) if k in hide else v for k, v in batch.data.items()}
-    return (ModalityBatch(data, batch.presence, batch.mask & keep, batch.meta),
-            ModalityBatch(data, batch.presence, batch.mask & ~keep, batch.meta))
+    first, second = (degrade_noise(data, degrade), degrade_noise(data, degrade)) if degrade > 1 else (data, data)
+    return (ModalityBatch(first, batch.presence, batch.mask & keep, batch.meta),
+            ModalityBatch(second, batch.presence, batch.mask & ~keep, batch.meta))
+
+
+def degrade_noise(data: dict[str, Tensor], most: float) -> dict[str, Tensor]:
+    """The data with each object's noise raised by a factor f, log-uniform in [1, ``most``]: ``flux`` gets
+    Gaussian noise of σ·sqrt(f² - 1) (σ from ``ivar`` or ``flux_err``), and ``ivar`` / f² (``flux_err`` · f)."""
+    flux = data["flux"]
+    factor = torch.exp(torch.rand(len(flux), *[1] * (flux.ndim - 1), device=flux.device) * math.log(most))
+    if "ivar" in data:
+        ivar = data["ivar"]
+        sigma = torch.where(ivar > 0, ivar.float().clamp_min(1e-30).rsqrt(), 0.0)
+        noise = {"ivar": (ivar / factor**2).to(ivar.dtype)}
+    elif "flux_err" in data:
+        sigma = data["flux_err"].float().clamp_min(0)
+        noise = {"flux_err": (data["flux_err"] * factor).to(data["flux_err"].dtype)}
+    else:
+        raise ConfigError(f"degrading a view's noise needs 'ivar' or 'flux_err', the batch has {sorted(data)}")
+    extra = torch.randn_like(flux, dtype=torch.float32) * sigma * (factor**2 - 1).sqrt()
+    return {**data, **noise, "flux": (flux.float() + extra).to(flux.dtype)}

@@ -77,13 +77,6 @@ class ContrastiveObjective(Objective):
         complementary view; ``hide`` lists fields zeroed in the views; ``degrade`` (>= 1) raises each
         view's noise by its own random factor up to ``d`` (so that S/N cannot match the views);
         ``w`` weighs the pair's loss.
-    queue_size:
-        With ``loss="clip"``, keep the embeddings of the last ``queue_size`` objects of each pair (from
-        every rank, detached) as extra candidates while training: many more negatives than a batch holds,
-        so that the embeddings must tell apart objects that are alike (MoCo-style memory, no momentum
-        encoder). Saved in checkpoints; not used in eval mode.
-    embed_dim:
-        Width of the embeddings (for the queue; :meth:`build` takes it from the model).
     """
 
     uses_embeddings = True
@@ -91,14 +84,10 @@ class ContrastiveObjective(Objective):
     def __init__(self, modalities: Sequence[str], *, pairs: Sequence[Sequence[str]] | None = None,
                  loss: str = "clip", temperature: float = 0.07, learn_temperature: bool = True,
                  per_pair_temperature: bool = True, max_logit_scale: float = 100.0,
-                 siglip_bias: float = -10.0, views: dict[str, dict[str, Any]] | None = None,
-                 queue_size: int = 0, embed_dim: int | None = None) -> None:
+                 siglip_bias: float = -10.0, views: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ConfigError(f"contrastive loss must be one of {LOSSES}, not {loss!r}")
-        if queue_size < 0 or (queue_size and (loss != "clip" or not embed_dim)):
-            raise ConfigError(f"queue_size must be >= 0, and a queue needs loss='clip' and the model's embed_dim "
-                              f"(got queue_size={queue_size}, loss={loss!r}, embed_dim={embed_dim})")
         self.modalities = list(modalities)
         chosen = [tuple(p) for p in pairs] if pairs is not None else list(itertools.combinations(self.modalities, 2))
         for pair in chosen:
@@ -129,16 +118,10 @@ class ContrastiveObjective(Objective):
             {k: nn.Parameter(start.clone(), requires_grad=learn_temperature) for k in keys})
         self.bias = nn.ParameterDict(
             {k: nn.Parameter(torch.tensor(float(siglip_bias))) for k in keys}) if loss == "siglip" else None
-        self.queue_size = queue_size
-        if queue_size:  # past embeddings of each pair (a, b), in checkpoints so that a resumed run continues
-            self.register_buffer("queue", torch.zeros(len(self.pairs), 2, queue_size, int(embed_dim)))  # type: ignore[arg-type]
-            self.register_buffer("queue_valid", torch.zeros(len(self.pairs), queue_size, dtype=torch.bool))
-            self.register_buffer("queue_next", torch.zeros((), dtype=torch.long))
 
     @classmethod
     def build(cls, model: AstroFM, **options: Any) -> ContrastiveObjective:
         options.setdefault("modalities", model.modalities)
-        options.setdefault("embed_dim", model.embed_dim)
         modalities = options.pop("modalities")
         return cls(modalities, **options)
 
@@ -191,16 +174,14 @@ class ContrastiveObjective(Objective):
         present_all = gather(present.to(torch.uint8), sizes).bool()
         targets = torch.arange(n, device=device) + sum(sizes[:rank])
         losses, counted, metrics = [], [], {}
-        queued = self.queue_size > 0 and self.training
-        for k, (pair, weight) in enumerate(zip(self.pairs, self.weights)):
+        for pair, weight in zip(self.pairs, self.weights):
             a, b = (names.index(m) for m in pair)
             valid = present[:, a] & present[:, b]
             valid_all = present_all[:, a] & present_all[:, b]
             count = valid_all.sum()
             if self.loss == "clip":
-                queue = (self.queue[k, 0], self.queue[k, 1], self.queue_valid[k]) if queued else None
                 total, accuracy = self._clip(pair, z[:, a], z[:, b], z_all[:, a], z_all[:, b], valid, valid_all,
-                                             targets, queue)
+                                             targets)
             else:
                 total, accuracy = self._siglip(pair, z[:, a], z_all[:, b], valid, valid_all, targets)
             losses.append(weight * total * n_ranks / count.clamp_min(1))
@@ -210,34 +191,13 @@ class ContrastiveObjective(Objective):
             metrics[f"logit_scale/{name}"] = self.logit_scale(pair).detach()
             metrics[f"pairs/{name}"] = count.detach().float()
         loss = torch.stack(losses).sum() / torch.stack(counted).sum().clamp_min(1)
-        if queued:
-            self._enqueue(z_all.detach(), present_all)
         return ObjectiveOutput(loss, metrics)
 
-    @torch.no_grad()
-    def _enqueue(self, z_all: Tensor, present_all: Tensor) -> None:
-        """Write this step's (gathered) embeddings over the oldest queue entries, every pair at once."""
-        a = torch.tensor([self.names.index(p[0]) for p in self.pairs], device=z_all.device)
-        b = torch.tensor([self.names.index(p[1]) for p in self.pairs], device=z_all.device)
-        rows = torch.stack([z_all[:, a], z_all[:, b]], dim=2)[-self.queue_size:]  # (N, pairs, 2, D)
-        valid = (present_all[:, a] & present_all[:, b])[-self.queue_size:]  # (N, pairs)
-        slots = (self.queue_next + torch.arange(len(rows), device=rows.device)) % self.queue_size
-        self.queue[:, :, slots] = rows.permute(1, 2, 0, 3).to(self.queue.dtype)
-        self.queue_valid[:, slots] = valid.T
-        self.queue_next.copy_((self.queue_next + len(rows)) % self.queue_size)
-
     def _clip(self, pair: tuple[str, str], za: Tensor, zb: Tensor, za_all: Tensor, zb_all: Tensor, valid: Tensor,
-              valid_all: Tensor, targets: Tensor, queue: tuple[Tensor, Tensor, Tensor] | None = None
-              ) -> tuple[Tensor, Tensor]:
-        """Sum over local valid rows of the symmetric InfoNCE terms, and the local a->b top-1 accuracy.
-        ``queue`` (past a and b embeddings, and their validity) adds candidates after the batch's own."""
+              valid_all: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Sum over local valid rows of the symmetric InfoNCE terms, and the local a->b top-1 accuracy."""
         scale = self.logit_scale(pair)
         excluded = ~valid_all[None, :]
-        if queue is not None:
-            queue_a, queue_b, queue_valid = queue
-            za_all = torch.cat([za_all, queue_a.to(za_all.dtype)])
-            zb_all = torch.cat([zb_all, queue_b.to(zb_all.dtype)])
-            excluded = torch.cat([excluded, ~queue_valid[None, :]], dim=1)
         logits_ab = (scale * za @ zb_all.T).masked_fill(excluded, _EXCLUDED)
         logits_ba = (scale * zb @ za_all.T).masked_fill(excluded, _EXCLUDED)
         terms = 0.5 * (F.cross_entropy(logits_ab, targets, reduction="none")
@@ -258,7 +218,6 @@ class ContrastiveObjective(Objective):
         weight = valid.float()
         hits = (logits.masked_fill(~valid_all[None, :], _EXCLUDED).argmax(dim=-1) == targets).float() * weight
         return total, hits.sum() / weight.sum().clamp_min(1)
-
 
 
 def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequence[str] = (), degrade: float = 1.0

@@ -146,31 +146,3 @@ def test_degraded_views_get_their_own_noise_with_consistent_errors() -> None:
     assert same.data["flux"] is batch["spectrum"].data["flux"]  # degrade 1: untouched
     with pytest.raises(ConfigError, match="degrade"):
         create_objective("contrastive", model, views={"spectrum": {"degrade": 0.5}})
-
-
-def test_queue_adds_the_last_objects_as_negatives_while_training() -> None:
-    model = tiny_model(("image", "spectrum"))
-    batches = [model.preprocess(raw_samples(5, seed=s, modalities=("image", "spectrum"))) for s in range(3)]
-    objective = create_objective("contrastive", model, temperature=0.1, queue_size=8).train()
-    first = objective(model, batches[0])  # empty queue: the plain loss
-    z0 = model(batches[0])
-    torch.testing.assert_close(first.loss, _reference_clip(z0["image"].z, z0["spectrum"].z, 10.0))
-    second = objective(model, batches[1])  # candidates: this batch, then the 5 queued objects
-    z1 = model(batches[1])
-    image, spectrum = z1["image"].z, z1["spectrum"].z
-    logits_is = 10 * image @ torch.cat([spectrum, z0["spectrum"].z]).T
-    logits_si = 10 * spectrum @ torch.cat([image, z0["image"].z]).T
-    target = torch.arange(5)
-    expected = 0.5 * (F.cross_entropy(logits_is, target) + F.cross_entropy(logits_si, target))
-    torch.testing.assert_close(second.loss, expected, atol=1e-5, rtol=1e-5)
-    objective(model, batches[2])  # 15 objects through a queue of 8: the newest 8 (3 of batch 1, 5 of batch 2)
-    newest = torch.cat([model(batches[2])["image"].z, image[2:]])
-    stored = objective.queue[0, 0][objective.queue_valid[0]]
-    assert len(stored) == 8 and float(torch.cdist(stored, newest).min(dim=1).values.max()) < 1e-5
-    assert {"queue", "queue_valid", "queue_next"} <= set(objective.state_dict())
-    objective.eval()
-    before = objective.queue.clone()
-    torch.testing.assert_close(objective(model, batches[0]).loss, first.loss)  # eval: batch only, queue unchanged
-    assert torch.equal(objective.queue, before)
-    with pytest.raises(ConfigError, match="queue"):
-        create_objective("contrastive", model, loss="siglip", queue_size=8)

@@ -1,11 +1,11 @@
 """What a galaxy embedding keeps: gradient-boosted trees read true properties from it (context for S1 and S2).
 
 For one modality of a pretrained model (default: the recorded S1/S2 model), embed the normal galaxies of the
-train and test splits, train trees on the train embeddings for each truth column (redshift, the DESI-like
-spectrum's log10 S/N per pixel, r magnitude, g-r, r-i, i-z) and report the test R². Beside them: S1/S2's own kNN
-redshift R² over all test galaxies and split at median S/N per pixel 0.5 (where the template-fit bound is
-0.997 above and much lower below). Trees that read a property far better than redshift show what the
-contrastive objective organized the embedding by.
+train and test splits. Trees (the estimator of the S1 information limit) trained on the train embeddings
+predict each truth column: redshift, the DESI-like spectrum's log10 S/N per pixel, r magnitude, g-r, r-i and
+i-z; the test R² is reported. Beside them: S1/S2's own kNN redshift R² over all test galaxies and split at
+median S/N per pixel 0.5 (where the template-fit bound is 0.997 above and much lower below). Trees that read a
+property far better than redshift show what the contrastive objective organized the embedding by.
 
 Run: ``python -m benchmarks.science.embedding_content --modality spectrum`` (or ``image``).
 """
@@ -21,6 +21,7 @@ import numpy as np
 
 from astrofm.hub.pretrained import load_pretrained
 from astrofm.sim import load_truth
+from astrofm.sim.validation import tree_regression_r2
 from benchmarks.results import record
 from benchmarks.science import common as C
 from benchmarks.science.galaxies import eval_config, knn_r2
@@ -47,16 +48,6 @@ def truth_properties(ids: np.ndarray) -> dict[str, np.ndarray]:
             "i-z": column("mag_i") - column("mag_z")}
 
 
-def tree_r2(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int) -> float:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    keep_train, keep_test = np.isfinite(train_y), np.isfinite(test_y)
-    trees = HistGradientBoostingRegressor(max_iter=400, random_state=seed).fit(train_x[keep_train],
-                                                                               train_y[keep_train])
-    predicted, truth = trees.predict(test_x[keep_test]), test_y[keep_test]
-    return float(1 - np.sum((predicted - truth) ** 2) / np.sum((truth - truth.mean()) ** 2))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modality", required=True, choices=["image", "spectrum"])
@@ -75,7 +66,11 @@ def main() -> None:
         keep = np.isfinite(z[args.modality]).all(axis=1)
         embedded[split] = (ids[keep], z[args.modality][keep], truth_properties(ids[keep]))
     (train_ids, train_x, train_truth), (test_ids, test_x, test_truth) = embedded["train"], embedded["test"]
-    trees = {name: tree_r2(train_x, train_truth[name], test_x, test_truth[name], args.seed) for name in train_truth}
+    trees = {}
+    for name in train_truth:
+        keep_train, keep_test = np.isfinite(train_truth[name]), np.isfinite(test_truth[name])
+        trees[name] = tree_regression_r2(train_x[keep_train], train_truth[name][keep_train], test_x[keep_test],
+                                         test_truth[name][keep_test], args.seed)
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
     bright = test_truth["log10_snr"] >= np.log10(SNR_CUT + 1e-3)
     knn = {"all": knn_r2((train_ids, train_x), (test_ids, test_x), labels),

@@ -72,11 +72,12 @@ class ContrastiveObjective(Objective):
         Initial learnable bias of the SigLIP logits.
     views:
         Self-supervised pairs, ``{modality: {"fraction": f, "block": n, "weight": w, "complement": c,
-        "hide": [fields], "degrade": d}}``: a view with a fraction ``f`` of the positions masked in blocks
-        of ``n`` (sequence modalities only) against the full data, or with ``complement`` against the
-        complementary view; ``hide`` lists fields zeroed in the views; ``degrade`` (>= 1) raises each
-        view's noise by its own random factor up to ``d`` (so that S/N cannot match the views);
-        ``w`` weighs the pair's loss.
+        "hide": [fields], "degrade": d, "tilt": t}}``: a view with a fraction ``f`` of the positions masked
+        in blocks of ``n`` (sequence modalities only) against the full data, or with ``complement`` against
+        the complementary view; ``hide`` lists fields zeroed in the views; ``degrade`` (>= 1) raises each
+        view's noise by its own random factor up to ``d`` (so that S/N cannot match the views); ``tilt``
+        (>= 0, spectra) multiplies each view by its own random power law in wavelength (so that the
+        continuum slope cannot match them; ``tilt_spectrum``); ``w`` weighs the pair's loss.
     """
 
     uses_embeddings = True
@@ -93,15 +94,16 @@ class ContrastiveObjective(Objective):
         for pair in chosen:
             if len(pair) != 2 or pair[0] == pair[1] or any(m not in self.modalities for m in pair):
                 raise ConfigError(f"invalid contrastive pair {pair}; modalities: {self.modalities}")
-        defaults = {"fraction": 0.5, "block": 64, "weight": 1.0, "complement": False, "hide": [], "degrade": 1.0}
+        defaults = {"fraction": 0.5, "block": 64, "weight": 1.0, "complement": False, "hide": [], "degrade": 1.0,
+                    "tilt": 0.0}
         self.views = {m: {**defaults, **dict(o)} for m, o in (views or {}).items()}
         weights = [1.0] * len(chosen)
         for m, options in self.views.items():
             unknown = sorted(set(options) - set(defaults))
             if (m not in self.modalities or not 0 < options["fraction"] < 1 or options["block"] < 1
-                    or options["degrade"] < 1 or unknown):
+                    or options["degrade"] < 1 or options["tilt"] < 0 or unknown):
                 raise ConfigError(f"invalid view {m}: {options} (a model modality, 0 < fraction < 1, block >= 1, "
-                                  f"degrade >= 1, options {sorted(defaults)})")
+                                  f"degrade >= 1, tilt >= 0, options {sorted(defaults)})")
             chosen.append((m + VIEW_SUFFIX, m + REST_SUFFIX) if options["complement"] else (m, m + VIEW_SUFFIX))
             weights.append(float(options["weight"]))
         if not chosen:
@@ -143,7 +145,7 @@ class ContrastiveObjective(Objective):
             if m not in batch.modalities:
                 continue
             view, rest = masked_views(batch.modalities[m], options["fraction"], int(options["block"]),
-                                      options["hide"], float(options["degrade"]))
+                                      options["hide"], float(options["degrade"]), float(options["tilt"]))
             parts = [(VIEW_SUFFIX, view), (REST_SUFFIX, rest)] if options["complement"] else [(VIEW_SUFFIX, view)]
             for suffix, part in parts:
                 z = model.heads[m](model.encoders[m](part).pooled)
@@ -220,11 +222,12 @@ class ContrastiveObjective(Objective):
         return total, hits.sum() / weight.sum().clamp_min(1)
 
 
-def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequence[str] = (), degrade: float = 1.0
-                 ) -> tuple[ModalityBatch, ModalityBatch]:
+def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequence[str] = (), degrade: float = 1.0,
+                 tilt: float = 0.0) -> tuple[ModalityBatch, ModalityBatch]:
     """Two complementary views: a random ``fraction`` of the positions masked in contiguous blocks of
     ``block``, and the rest; the fields in ``hide`` are zeroed in both. With ``degrade`` > 1 each view's
-    noise is raised by its own random factor (``degrade_noise``), so that the views' S/N differ."""
+    noise is raised by its own random factor (``degrade_noise``), so that the views' S/N differ; with
+    ``tilt`` > 0 each view's continuum gets its own random slope (``tilt_spectrum``)."""
     if batch.mask is None:
         raise ConfigError("views need a sequence modality (a batch with a mask)")
     n, length = batch.mask.shape
@@ -232,7 +235,11 @@ def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequen
     keep = torch.rand(n, n_blocks, device=batch.mask.device) >= fraction
     keep = keep.repeat_interleave(block, dim=1)[:, :length]
     data = {k: torch.zeros_like(v) if k in hide else v for k, v in batch.data.items()}
-    first, second = (degrade_noise(data, degrade), degrade_noise(data, degrade)) if degrade > 1 else (data, data)
+    def perturbed(view: dict[str, Tensor]) -> dict[str, Tensor]:
+        view = degrade_noise(view, degrade) if degrade > 1 else view
+        return tilt_spectrum(view, tilt) if tilt > 0 else view
+
+    first, second = perturbed(data), perturbed(data)
     return (ModalityBatch(first, batch.presence, batch.mask & keep, batch.meta),
             ModalityBatch(second, batch.presence, batch.mask & ~keep, batch.meta))
 
@@ -253,3 +260,21 @@ def degrade_noise(data: dict[str, Tensor], most: float) -> dict[str, Tensor]:
         raise ConfigError(f"degrading a view's noise needs 'ivar' or 'flux_err', the batch has {sorted(data)}")
     extra = torch.randn_like(flux, dtype=torch.float32) * sigma * (factor**2 - 1).sqrt()
     return {**data, **noise, "flux": (flux.float() + extra).to(flux.dtype)}
+
+
+def tilt_spectrum(data: dict[str, Tensor], sigma: float) -> dict[str, Tensor]:
+    """The spectra times a random power law per object, exp(s·x) with s ~ N(0, ``sigma``) and x = ln λ
+    rescaled to [-1/2, 1/2] over the object's wavelengths (so s is the ln flux ratio between its red and
+    blue ends); ``ivar`` is divided by the square of the same factor, so S/N per pixel is unchanged."""
+    if "lambda" not in data or "ivar" not in data:
+        raise ConfigError(f"tilting a view needs spectra with 'lambda' [Å] and 'ivar', the batch has {sorted(data)}")
+    flux, wavelength = data["flux"], data["lambda"].float()
+    real = wavelength > 0
+    log_wave = torch.where(real, wavelength.clamp_min(1e-30).log(), 0.0)
+    low = torch.where(real, log_wave, math.inf).amin(dim=-1, keepdim=True)
+    high = torch.where(real, log_wave, -math.inf).amax(dim=-1, keepdim=True)
+    centred = torch.where(real, (log_wave - 0.5 * (low + high)) / (high - low).clamp_min(1e-6), 0.0)
+    slope = torch.randn(len(flux), 1, device=flux.device) * sigma
+    factor = (slope * centred).exp()
+    return {**data, "flux": (flux.float() * factor).to(flux.dtype),
+            "ivar": (data["ivar"].float() / factor**2).to(data["ivar"].dtype)}

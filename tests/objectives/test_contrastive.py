@@ -146,3 +146,33 @@ def test_degraded_views_get_their_own_noise_with_consistent_errors() -> None:
     assert same.data["flux"] is batch["spectrum"].data["flux"]  # degrade 1: untouched
     with pytest.raises(ConfigError, match="degrade"):
         create_objective("contrastive", model, views={"spectrum": {"degrade": 0.5}})
+
+
+def test_tilted_views_get_their_own_power_law_and_keep_their_snr() -> None:
+    from astrofm.objectives.contrastive import masked_views, tilt_spectrum
+
+    torch.manual_seed(0)
+    wavelength = torch.linspace(3600.0, 9800.0, 300).expand(4000, 300).clone()
+    wavelength[:, 250:] = 0  # padding
+    flux, ivar = torch.ones(4000, 300), torch.full((4000, 300), 4.0)
+    tilted = tilt_spectrum({"flux": flux, "ivar": ivar, "lambda": wavelength}, 0.5)
+    ratio = (tilted["flux"][:, 249] / tilted["flux"][:, 0]).log()  # ln(red end / blue end) = s ~ N(0, 0.5)
+    assert abs(float(ratio.std()) - 0.5) < 0.03 and abs(float(ratio.mean())) < 0.03
+    slope = (tilted["flux"][:, 1:250].log() - tilted["flux"][:, :249].log()) / wavelength[:, :250].log().diff()
+    assert float((slope - slope[:, :1]).abs().max()) < 1e-3  # a power law: ln flux linear in ln λ
+    snr = tilted["flux"] * tilted["ivar"].sqrt()
+    assert torch.allclose(snr[:, :250], torch.full((4000, 250), 2.0), rtol=1e-4)  # S/N per pixel kept
+    assert torch.equal(tilted["flux"][:, 250:], flux[:, 250:])  # padding untouched
+    with pytest.raises(ConfigError, match="lambda"):
+        tilt_spectrum({"flux": flux, "ivar": ivar}, 0.5)
+
+    model = tiny_model(("image", "spectrum"))
+    batch = model.preprocess(raw_samples(6, modalities=("image", "spectrum"), lengths=[64] * 6))
+    view, rest = masked_views(batch["spectrum"], 0.5, 8, tilt=1.0)
+    original = batch["spectrum"].data["flux"]
+    nonzero = original.abs() > 1e-3
+    assert nonzero.sum() > 100
+    first, second = (view.data["flux"][nonzero] / original[nonzero], rest.data["flux"][nonzero] / original[nonzero])
+    assert float((first - second).abs().median()) > 1e-2  # each half its own tilt
+    with pytest.raises(ConfigError, match="tilt"):
+        create_objective("contrastive", model, views={"spectrum": {"tilt": -1.0}})

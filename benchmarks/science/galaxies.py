@@ -1,7 +1,7 @@
 """S1, S2, S4 on the simulated galaxies: redshift from embeddings, and cross-modal retrieval.
 
-1. CLIP-pretrain images + spectra (``configs/science/galaxy-clip.yaml``, image–spectrum pairs of the train
-   split) within a time budget.
+1. CLIP-pretrain images + spectra (``--config``, default ``configs/science/galaxy-clip.yaml``; the recorded
+   figures use ``galaxy-clip-degrade``; image–spectrum pairs of the train split) within a time budget.
 2. Embed every galaxy of the train and test splits (images of all galaxies; spectra where they exist).
 3. S1: kNN redshift (AstroCLIP protocol: standardized embeddings, k = 64, distance weights; train ->
    test, labelled galaxies, true z) from image embeddings, against three baselines measured here:
@@ -132,7 +132,7 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="galaxy-clip", help="a config of configs/science (galaxy-clip, "
-                        "galaxy-clip-full, galaxy-clip-phot, galaxy-clip-siglip)")
+                        "galaxy-clip-degrade, ...; each header says what it changes and what it measured)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--minutes", type=float, default=22.0, help="CLIP training budget")
     parser.add_argument("--max-steps", type=int, default=None,

@@ -235,6 +235,7 @@ def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequen
     keep = torch.rand(n, n_blocks, device=batch.mask.device) >= fraction
     keep = keep.repeat_interleave(block, dim=1)[:, :length]
     data = {k: torch.zeros_like(v) if k in hide else v for k, v in batch.data.items()}
+
     def perturbed(view: dict[str, Tensor]) -> dict[str, Tensor]:
         view = degrade_noise(view, degrade) if degrade > 1 else view
         return tilt_spectrum(view, tilt) if tilt > 0 else view

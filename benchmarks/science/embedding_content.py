@@ -24,7 +24,7 @@ from astrofm.sim import load_truth
 from astrofm.sim.validation import tree_regression_r2
 from benchmarks.results import record
 from benchmarks.science import common as C
-from benchmarks.science.galaxies import eval_config, knn_r2
+from benchmarks.science.galaxies import eval_config, knn_r2, present
 
 log = logging.getLogger("benchmarks.science.embedding_content")
 
@@ -62,16 +62,16 @@ def main() -> None:
     data = C.data_module(eval_config(C.load_config("galaxy-clip")))
     embedded = {}
     for split in ("train", "test"):
-        ids, z = C.embed(model, data, split, [args.modality])
-        keep = np.isfinite(z[args.modality]).all(axis=1)
-        embedded[split] = (ids[keep], z[args.modality][keep], truth_properties(ids[keep]))
+        ids, vectors = C.embed(model, data, split, [args.modality])
+        ids, x = present(ids, vectors[args.modality])
+        embedded[split] = (ids, x, truth_properties(ids))
     (train_ids, train_x, train_truth), (test_ids, test_x, test_truth) = embedded["train"], embedded["test"]
     trees = {}
     for name in train_truth:
         keep_train, keep_test = np.isfinite(train_truth[name]), np.isfinite(test_truth[name])
         trees[name] = tree_regression_r2(train_x[keep_train], train_truth[name][keep_train], test_x[keep_test],
                                          test_truth[name][keep_test], args.seed)
-    labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
+    labels = {i: z for ids, _, truth in embedded.values() for i, z in zip(ids.tolist(), truth["z"]) if np.isfinite(z)}
     bright = test_truth["log10_snr"] >= np.log10(SNR_CUT + 1e-3)
     knn = {"all": knn_r2((train_ids, train_x), (test_ids, test_x), labels),
            f"snr>={SNR_CUT}": knn_r2((train_ids, train_x), (test_ids[bright], test_x[bright]), labels),

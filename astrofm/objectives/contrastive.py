@@ -11,9 +11,10 @@ syncs besides the rank row counts under DDP).
 Temperatures are learnable (one per pair, or one shared), as log logit
 scales clamped to ``max_logit_scale``.
 
-Optional *views* add a self-supervised pair per sequence modality: two
-views of the same data with random contiguous blocks of positions masked
-out (e.g. stretches of a spectrum). With ``complement`` the two views are
+Optional *views* add a self-supervised pair per modality: two views of the
+same data with random contiguous blocks of positions masked out (stretches
+of a spectrum, square patches of an image; images can also be flipped and
+turned by quarter turns per view). With ``complement`` the two views are
 disjoint halves, else the full data faces one masked view; ``hide`` blanks
 per-object fields (e.g. the overall brightness ``log_norm``) in the views so
 that they cannot be matched by such a shortcut. To find its partner among
@@ -72,12 +73,14 @@ class ContrastiveObjective(Objective):
         Initial learnable bias of the SigLIP logits.
     views:
         Self-supervised pairs, ``{modality: {"fraction": f, "block": n, "weight": w, "complement": c,
-        "hide": [fields], "degrade": d, "tilt": t}}``: a view with a fraction ``f`` of the positions masked
-        in blocks of ``n`` (sequence modalities only) against the full data, or with ``complement`` against
-        the complementary view; ``hide`` lists fields zeroed in the views; ``degrade`` (>= 1) raises each
-        view's noise by its own random factor up to ``d`` (so that S/N cannot match the views); ``tilt``
-        (>= 0, spectra) multiplies each view by its own random power law in wavelength (so that the
-        continuum slope cannot match them; ``tilt_spectrum``); ``w`` weighs the pair's loss.
+        "hide": [fields], "degrade": d, "tilt": t, "dihedral": r}}``: a view with a fraction ``f`` of the
+        positions masked in blocks of ``n`` (positions of a sequence, n x n pixel squares of an image) against
+        the full data, or with ``complement`` against the complementary view; ``hide`` lists fields zeroed in
+        the views; ``degrade`` (>= 1, sequences) raises each view's noise by its own random factor up to
+        ``d`` (so that S/N cannot match the views); ``tilt`` (>= 0, spectra) multiplies each view by its own
+        random power law in wavelength (so that the continuum slope cannot match them; ``tilt_spectrum``);
+        ``dihedral`` (images) flips and turns each view by its own random quarter turns (so that the
+        orientation cannot match them); ``w`` weighs the pair's loss.
     """
 
     uses_embeddings = True
@@ -95,7 +98,7 @@ class ContrastiveObjective(Objective):
             if len(pair) != 2 or pair[0] == pair[1] or any(m not in self.modalities for m in pair):
                 raise ConfigError(f"invalid contrastive pair {pair}; modalities: {self.modalities}")
         defaults = {"fraction": 0.5, "block": 64, "weight": 1.0, "complement": False, "hide": [], "degrade": 1.0,
-                    "tilt": 0.0}
+                    "tilt": 0.0, "dihedral": False}
         self.views = {m: {**defaults, **dict(o)} for m, o in (views or {}).items()}
         weights = [1.0] * len(chosen)
         for m, options in self.views.items():
@@ -145,7 +148,8 @@ class ContrastiveObjective(Objective):
             if m not in batch.modalities:
                 continue
             view, rest = masked_views(batch.modalities[m], options["fraction"], int(options["block"]),
-                                      options["hide"], float(options["degrade"]), float(options["tilt"]))
+                                      options["hide"], float(options["degrade"]), float(options["tilt"]),
+                                      bool(options["dihedral"]))
             parts = [(VIEW_SUFFIX, view), (REST_SUFFIX, rest)] if options["complement"] else [(VIEW_SUFFIX, view)]
             for suffix, part in parts:
                 z = model.heads[m](model.encoders[m](part).pooled)
@@ -223,26 +227,68 @@ class ContrastiveObjective(Objective):
 
 
 def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequence[str] = (), degrade: float = 1.0,
-                 tilt: float = 0.0) -> tuple[ModalityBatch, ModalityBatch]:
+                 tilt: float = 0.0, dihedral: bool = False) -> tuple[ModalityBatch, ModalityBatch]:
     """Two complementary views: a random ``fraction`` of the positions masked in contiguous blocks of
-    ``block``, and the rest; the fields in ``hide`` are zeroed in both. With ``degrade`` > 1 each view's
-    noise is raised by its own random factor (``degrade_noise``), so that the views' S/N differ; with
-    ``tilt`` > 0 each view's continuum gets its own random slope (``tilt_spectrum``)."""
-    if batch.mask is None:
-        raise ConfigError("views need a sequence modality (a batch with a mask)")
+    ``block`` (sequences: positions; images, flux (P, C, H, W): ``block`` x ``block`` pixel squares, in the
+    ``mask`` field), and the rest; the fields in ``hide`` are zeroed in both. With ``degrade`` > 1 each
+    sequence view's noise is raised by its own random factor (``degrade_noise``), so that the views' S/N
+    differ; with ``tilt`` > 0 each view's continuum gets its own random slope (``tilt_spectrum``); with
+    ``dihedral`` each image view gets its own random flip and quarter turns (``random_dihedral``)."""
+    data = {k: torch.zeros_like(v) if k in hide else v for k, v in batch.data.items()}
+    image = batch.mask is None and data.get("flux", torch.empty(0)).ndim == 4
+    if not image and batch.mask is None:
+        raise ConfigError("views need a sequence modality (a batch with a mask) or images (flux (P, C, H, W))")
+    if not image and dihedral:
+        raise ConfigError("dihedral views need images (flux (P, C, H, W))")
+    if image and (degrade > 1 or tilt > 0):
+        raise ConfigError("degrade and tilt views need a sequence modality with noise in the flux's units; "
+                          "image views take fraction, block, complement, hide and dihedral")
+    if image:
+        return _image_views(batch, data, fraction, block, dihedral)
+    assert batch.mask is not None
     n, length = batch.mask.shape
     n_blocks = -(-length // block)
     keep = torch.rand(n, n_blocks, device=batch.mask.device) >= fraction
     keep = keep.repeat_interleave(block, dim=1)[:, :length]
-    data = {k: torch.zeros_like(v) if k in hide else v for k, v in batch.data.items()}
 
     def perturbed(view: dict[str, Tensor]) -> dict[str, Tensor]:
         view = degrade_noise(view, degrade) if degrade > 1 else view
         return tilt_spectrum(view, tilt) if tilt > 0 else view
 
-    first, second = perturbed(data), perturbed(data)
-    return (ModalityBatch(first, batch.presence, batch.mask & keep, batch.meta),
-            ModalityBatch(second, batch.presence, batch.mask & ~keep, batch.meta))
+    return (ModalityBatch(perturbed(data), batch.presence, batch.mask & keep, batch.meta),
+            ModalityBatch(perturbed(data), batch.presence, batch.mask & ~keep, batch.meta))
+
+
+def _image_views(batch: ModalityBatch, data: dict[str, Tensor], fraction: float, block: int, dihedral: bool
+                 ) -> tuple[ModalityBatch, ModalityBatch]:
+    """``masked_views`` of images: ``block`` x ``block`` pixel squares masked in the ``mask`` field."""
+    flux = data["flux"]
+    n, height, width = flux.shape[0], flux.shape[-2], flux.shape[-1]
+    keep = torch.rand(n, -(-height // block), -(-width // block), device=flux.device) >= fraction
+    keep = keep.repeat_interleave(block, dim=1).repeat_interleave(block, dim=2)[:, None, :height, :width]
+    good = data["mask"].bool() if "mask" in data else torch.ones_like(flux, dtype=torch.bool)
+    first, second = {**data, "mask": good & keep}, {**data, "mask": good & ~keep}
+    if dihedral:
+        first, second = random_dihedral(first), random_dihedral(second)
+    return (ModalityBatch(first, batch.presence, None, batch.meta),
+            ModalityBatch(second, batch.presence, None, batch.meta))
+
+
+def random_dihedral(data: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Images (every (P, C, H, W) field of ``data``, H = W) with each object flipped left-right with
+    probability 1/2, then turned by its own random number of quarter turns; the same for all its fields."""
+    square = [k for k, v in data.items() if v.ndim == 4 and v.shape[-1] == v.shape[-2]]
+    if not square:
+        return data
+    n, device = len(data[square[0]]), data[square[0]].device
+    flip = torch.rand(n, device=device) < 0.5
+    turns = torch.randint(4, (n,), device=device)
+    rows = torch.arange(n, device=device)
+    out = dict(data)
+    for key in square:
+        flipped = torch.where(flip[:, None, None, None], data[key].flip(-1), data[key])
+        out[key] = torch.stack([flipped.rot90(k, dims=(-2, -1)) for k in range(4)])[turns, rows]
+    return out
 
 
 def degrade_noise(data: dict[str, Tensor], most: float) -> dict[str, Tensor]:

@@ -176,3 +176,44 @@ def test_tilted_views_get_their_own_power_law_and_keep_their_snr() -> None:
     assert float((first - second).abs().median()) > 1e-2  # each half its own tilt
     with pytest.raises(ConfigError, match="tilt"):
         create_objective("contrastive", model, views={"spectrum": {"tilt": -1.0}})
+
+
+def test_image_views_mask_square_patches_and_turn_each_object_on_its_own() -> None:
+    from astrofm.objectives.contrastive import masked_views, random_dihedral
+
+    model = tiny_model(("image", "spectrum"))
+    batch = model.preprocess(raw_samples(8, modalities=("image", "spectrum")))
+    images = batch["image"]
+    side = images.data["flux"].shape[-1]
+    torch.manual_seed(0)
+    view, rest = masked_views(images, 0.5, 4)
+    good = images.data["mask"].bool()
+    assert torch.equal(view.data["mask"] | rest.data["mask"], good)
+    assert not bool((view.data["mask"] & rest.data["mask"]).any())
+    squares = (8, 4, side // 4, 4, side // 4, 4)
+    cut, usable = (good & ~view.data["mask"]).reshape(squares), good.reshape(squares)
+    whole = (cut == usable).all(dim=(3, 5)) | ~cut.any(dim=(3, 5))
+    assert side % 4 == 0 and bool(whole.all())  # whole 4 x 4 squares are masked
+    assert 0.2 < float(cut.sum() / usable.sum()) < 0.8
+    assert torch.equal(view.data["flux"], images.data["flux"])  # no turn asked
+
+    torch.manual_seed(1)
+    marked = {"flux": torch.zeros(64, 1, 5, 5), "mask": torch.zeros(64, 1, 5, 5, dtype=torch.bool)}
+    marked["flux"][:, 0, 0, 1] = 1.0  # a pixel off the diagonals tells all 8 orientations apart
+    marked["mask"][:, 0, 0, 1] = True
+    turned = random_dihedral(marked)
+    assert torch.equal(turned["flux"].bool(), turned["mask"])  # every field of an object turned alike
+    positions = {tuple(torch.nonzero(img[0]).tolist()[0]) for img in turned["flux"]}
+    assert len(positions) == 8  # 64 objects took all 8 flips and turns
+
+    objective = create_objective("contrastive", model, views={"image": {"fraction": 0.25, "block": 4,
+                                                                         "dihedral": True}})
+    assert objective.pairs[-1] == ("image", "image~view")
+    out = objective(model, batch)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.metrics["pairs/image-image~view"] == 8
+    assert model.encoders["image"].patch.weight.grad is not None
+    with pytest.raises(ConfigError, match="degrade and tilt"):
+        masked_views(images, 0.5, 4, degrade=2.0)
+    with pytest.raises(ConfigError, match="dihedral views need images"):
+        masked_views(batch["spectrum"], 0.5, 8, dihedral=True)

@@ -10,7 +10,7 @@ trained with the model but are not part of it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -74,3 +74,11 @@ def create_objective(name: str, model: AstroFM, **options: Any) -> Objective:
     cls = OBJECTIVES[name]
     build = getattr(cls, "build", None)
     return build(model, **options) if build is not None else cls(**options)
+
+
+def expand_cells(cells: Tensor, block: int, shape: Sequence[int]) -> Tensor:
+    """(n, *shape): each value of ``cells`` (n, *cell grid) repeated over its ``block`` positions per axis,
+    cut to ``shape`` (e.g. patch flags -> pixel flags)."""
+    for dim, size in enumerate(shape, start=1):
+        cells = cells.repeat_interleave(block, dim=dim).narrow(dim, 0, size)
+    return cells

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from astrofm.data.batch import ModalityBatch
 from astrofm.errors import ConfigError
-from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective
+from astrofm.objectives.base import Objective, ObjectiveOutput, expand_cells, register_objective
 from astrofm.objectives.distributed import gather, gather_with_grad, rank_sizes, world
 
 if TYPE_CHECKING:
@@ -235,21 +235,16 @@ def masked_views(batch: ModalityBatch, fraction: float, block: int, hide: Sequen
     differ; with ``tilt`` > 0 each view's continuum gets its own random slope (``tilt_spectrum``); with
     ``dihedral`` each image view gets its own random flip and quarter turns (``random_dihedral``)."""
     data = {k: torch.zeros_like(v) if k in hide else v for k, v in batch.data.items()}
-    image = batch.mask is None and data.get("flux", torch.empty(0)).ndim == 4
-    if not image and batch.mask is None:
-        raise ConfigError("views need a sequence modality (a batch with a mask) or images (flux (P, C, H, W))")
-    if not image and dihedral:
-        raise ConfigError("dihedral views need images (flux (P, C, H, W))")
-    if image and (degrade > 1 or tilt > 0):
-        raise ConfigError("degrade and tilt views need a sequence modality with noise in the flux's units; "
-                          "image views take fraction, block, complement, hide and dihedral")
-    if image:
+    if batch.mask is None and data.get("flux", torch.empty(0)).ndim == 4:
+        if degrade > 1 or tilt > 0:
+            raise ConfigError("degrade and tilt views need a sequence modality with noise in the flux's units; "
+                              "image views take fraction, block, complement, hide and dihedral")
         return _image_views(batch, data, fraction, block, dihedral)
-    assert batch.mask is not None
-    n, length = batch.mask.shape
-    n_blocks = -(-length // block)
-    keep = torch.rand(n, n_blocks, device=batch.mask.device) >= fraction
-    keep = keep.repeat_interleave(block, dim=1)[:, :length]
+    if batch.mask is None:
+        raise ConfigError("views need a sequence modality (a batch with a mask) or images (flux (P, C, H, W))")
+    if dihedral:
+        raise ConfigError("dihedral views need images (flux (P, C, H, W))")
+    keep = block_keep(batch.mask.shape[0], batch.mask.shape[1:], block, fraction, batch.mask.device)
 
     def perturbed(view: dict[str, Tensor]) -> dict[str, Tensor]:
         view = degrade_noise(view, degrade) if degrade > 1 else view
@@ -263,15 +258,19 @@ def _image_views(batch: ModalityBatch, data: dict[str, Tensor], fraction: float,
                  ) -> tuple[ModalityBatch, ModalityBatch]:
     """``masked_views`` of images: ``block`` x ``block`` pixel squares masked in the ``mask`` field."""
     flux = data["flux"]
-    n, height, width = flux.shape[0], flux.shape[-2], flux.shape[-1]
-    keep = torch.rand(n, -(-height // block), -(-width // block), device=flux.device) >= fraction
-    keep = keep.repeat_interleave(block, dim=1).repeat_interleave(block, dim=2)[:, None, :height, :width]
+    keep = block_keep(len(flux), flux.shape[-2:], block, fraction, flux.device)[:, None]
     good = data["mask"].bool() if "mask" in data else torch.ones_like(flux, dtype=torch.bool)
     first, second = {**data, "mask": good & keep}, {**data, "mask": good & ~keep}
     if dihedral:
         first, second = random_dihedral(first), random_dihedral(second)
     return (ModalityBatch(first, batch.presence, None, batch.meta),
             ModalityBatch(second, batch.presence, None, batch.meta))
+
+
+def block_keep(n: int, shape: Sequence[int], block: int, fraction: float, device: torch.device) -> Tensor:
+    """(n, *shape) bool: False on a random ``fraction`` of the cells of ``block`` positions per axis."""
+    cells = torch.rand(n, *(-(-size // block) for size in shape), device=device) >= fraction
+    return expand_cells(cells, block, shape)
 
 
 def random_dihedral(data: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -41,7 +41,7 @@ from astrofm.modalities.image import image_pixels
 from astrofm.modalities.spectrum import spectrum_pixels
 from astrofm.modalities.tabular import tabular_values
 from astrofm.objectives.autoregressive import REGRESSION_LOSSES, regression_loss, weighted_mean
-from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective, zero_loss
+from astrofm.objectives.base import Objective, ObjectiveOutput, expand_cells, register_objective, zero_loss
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
@@ -74,8 +74,7 @@ def _image(encoder: ViTImageEncoder, batch: ModalityBatch) -> tuple[MaskTargets,
     grid_w = pixels.shape[-1] // p
 
     def hide(hidden: Tensor) -> ModalityBatch:
-        grid = hidden.reshape(len(hidden), -1, grid_w)
-        keep = ~grid.repeat_interleave(p, dim=1).repeat_interleave(p, dim=2)
+        keep = ~expand_cells(hidden.reshape(len(hidden), -1, grid_w), p, pixels.shape[-2:])
         data = {**batch.data, "flux": batch.data["flux"] * keep[:, None].to(batch.data["flux"].dtype)}
         return ModalityBatch(data, batch.presence, batch.mask, batch.meta)
 

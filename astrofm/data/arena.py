@@ -34,13 +34,19 @@ from torch.utils.data import get_worker_info
 
 #: Byte alignment of every tensor inside an arena.
 ALIGN = 64
-#: Arenas per DataLoader worker in a ring (batches in flight: prefetched, held by the loop, being built).
-RING_SLOTS = 6
 #: Ring arenas that arrived in this process (batches unpickled), per board token, until their board sweeps.
 _RECEIVED: dict[int, list[tuple[int, int, StorageWeakRef]]] = {}
 
 
 @cache
+def ring_slots(num_workers: int, prefetch_factor: int) -> int:
+    """Arenas in each worker's ring: as many batches as one worker can have in flight. Once the other
+    workers have finished their share of an epoch, every prefetched task is that worker's; add the batch
+    the consumer holds, the one it just received, and one that it frees at its next sweep. Slots are
+    allocated when first used, so an unused slot costs nothing."""
+    return num_workers * prefetch_factor + 3
+
+
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
     """The torch dtype of a numpy dtype."""
     return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
@@ -124,7 +130,7 @@ class ReleaseBoard:
     slot once the storage of every copy received is gone.
     """
 
-    def __init__(self, num_workers: int, slots: int = RING_SLOTS) -> None:
+    def __init__(self, num_workers: int, slots: int) -> None:
         self.used = torch.zeros((num_workers, slots), dtype=torch.uint8).share_memory_()
         self.token = int.from_bytes(os.urandom(7), "little") | 1  # names this board's arenas in batches
         self._pending: list[tuple[int, int, StorageWeakRef]] = []

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from astrofm.data.arena import ReleaseBoard
+from astrofm.data.arena import ReleaseBoard, ring_slots
 from astrofm.data.batch import Batch, ColumnBlock, collate, collate_rows
 from astrofm.data.dataset import BlockRef
 from astrofm.data.modalities import Sample
@@ -379,11 +379,9 @@ class StreamingLoader(DataLoader):
 
     def __init__(self, dataset: StreamingDataset, *, num_workers: int = 0, **kwargs: Any) -> None:
         kwargs.setdefault("persistent_workers", False)
-        if num_workers > 0:
-            kwargs.setdefault("prefetch_factor", 2)
         super().__init__(dataset, batch_size=None, num_workers=num_workers, **kwargs)
         if num_workers > 0:
-            dataset.release_board = ReleaseBoard(num_workers)
+            dataset.release_board = ReleaseBoard(num_workers, ring_slots(num_workers, self.prefetch_factor))
             dataset.control = torch.zeros(2 + num_workers, dtype=torch.int64).share_memory_()
             dataset.validated = torch.zeros(len(dataset._refs), dtype=torch.uint8).share_memory_()
         self._epoch = dataset.epoch

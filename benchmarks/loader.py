@@ -76,17 +76,19 @@ def write_synthetic(root: Path, n: int, *, image_size: int = 64, spec_len: int =
     return root
 
 
-def raw_h5py_rate(dataset: MMUDataset, block: int = 256) -> float:
-    """Samples/s of a contiguous h5py read of the columns the loader reads (one process)."""
+def raw_h5py_rate(dataset: MMUDataset, block: int = 256, passes: int = 3) -> float:
+    """Samples/s of a contiguous h5py read of the columns the loader reads (one process), over ``passes`` passes
+    (as many as the loader's measured epochs: one pass is a fraction of a second and varies by tens of %)."""
     columns = dataset._columns_for(dataset.shards[0])
     start = time.perf_counter()
     n = 0
-    for shard in dataset.shards:
-        with h5py.File(shard.path, "r") as f:
-            for s in range(0, shard.n_objects, block):
-                for c in columns:
-                    f[c][s: s + block]
-                n += min(block, shard.n_objects - s)
+    for _ in range(passes):
+        for shard in dataset.shards:
+            with h5py.File(shard.path, "r") as f:
+                for s in range(0, shard.n_objects, block):
+                    for c in columns:
+                        f[c][s: s + block]
+                    n += min(block, shard.n_objects - s)
     return n / (time.perf_counter() - start)
 
 
@@ -186,7 +188,7 @@ def main() -> None:
         if not data.exists():
             write_synthetic(data, args.n)
         dataset = MMUDataset(data, keep_maps=True)  # as the training DataModule opens it
-        raw_h5py_rate(dataset)  # warm the page cache so every reader sees the same storage
+        raw_h5py_rate(dataset, passes=1)  # warm the page cache so every reader sees the same storage
         raw = raw_h5py_rate(dataset)
         rate0 = loader_rate(dataset, 0, epochs=3)
         rate2 = loader_rate(dataset, 2, epochs=3, persistent=True)

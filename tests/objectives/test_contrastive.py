@@ -46,7 +46,7 @@ def test_missing_modality_is_excluded_per_object_with_correct_gradients() -> Non
     for a, b in objective.pairs:
         both = [s for s in samples if a in s and b in s]
         z = model(model.preprocess(both), [a, b])
-        expected.append(_reference_clip(z[a].z, z[b].z, float(scale)))
+        expected.append(_reference_clip(z[a].z, z[b].z, scale.item()))
     torch.testing.assert_close(out.loss, torch.stack(expected).mean(), atol=1e-5, rtol=1e-5)
     grads = torch.autograd.grad(out.loss, list(model.parameters()), allow_unused=True)
     reference = torch.autograd.grad(torch.stack(expected).mean(), list(model.parameters()), allow_unused=True)
@@ -87,7 +87,7 @@ def test_temperature_is_learned_and_clamped() -> None:
     assert objective.log_scale["image__spectrum"].grad is not None  # the loss uses the temperature
     with torch.no_grad():
         objective.log_scale["image__spectrum"].fill_(10.0)
-    assert math.isclose(float(objective.logit_scale(("image", "spectrum"))), 50.0, rel_tol=1e-5)
+    assert math.isclose(objective.logit_scale(("image", "spectrum")).item(), 50.0, rel_tol=1e-5)
     fixed = ContrastiveObjective(["image", "spectrum"], learn_temperature=False, per_pair_temperature=False)
     assert not any(p.requires_grad for p in fixed.parameters())
     with pytest.raises(ConfigError):

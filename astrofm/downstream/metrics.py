@@ -3,15 +3,18 @@
 - regression: R², MAE; for redshift also NMAD = 1.4826 · median(|δ − median δ|) with
   δ = (z_pred − z_true) / (1 + z_true), and the outlier fraction |δ| > 0.15;
 - classification: accuracy, macro-F1, confusion matrix (rows: true class, columns: predicted);
-- rankings: precision in the top k, recall@k of neighbour lists.
+- rankings: precision in the top k, recall@k of neighbour lists;
+- any of them: a bootstrap interval over the objects (how much a figure moves with the sample).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from astrofm.errors import ConfigError
 
 #: |Δz| / (1 + z) above which a redshift is an outlier.
 OUTLIER_THRESHOLD = 0.15
@@ -76,6 +79,24 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     found, truth = np.asarray(found), np.asarray(truth)
     hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth))
     return hits / truth.size if truth.size else 0.0
+
+
+def bootstrap_interval(statistic: Callable[..., float], *columns: Any, level: float = 0.95, resamples: int = 1000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(*columns)``: the objects (rows, shared by all ``columns``) are
+    resampled with replacement ``resamples`` times; returns the (lower, upper) quantiles at ``level``."""
+    arrays = [np.asarray(c) for c in columns]
+    lengths = {len(a) for a in arrays}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ConfigError(f"bootstrap_interval needs columns of one non-zero length, not lengths {sorted(lengths)}")
+    if not 0.0 < level < 1.0:
+        raise ConfigError(f"bootstrap level must lie in (0, 1), not {level}")
+    n = lengths.pop()
+    rng = np.random.default_rng(seed)
+    values = [statistic(*(a[rows] for a in arrays)) for rows in rng.integers(0, n, size=(resamples, n))]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def _plain(value: Any) -> Any:

@@ -89,7 +89,8 @@ def save_pretrained(model: AstroFM | ARModel, folder: str | Path, *, card: Model
     card = card or ModelCard(name=folder.name)
     with atomic_dir(folder) as tmp:
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "astrofm_version": __version__})
+        save_file(state, str(tmp / WEIGHTS), metadata={"astrofm_version": __version__, "format": "pt"})
+        _sort_header_metadata(tmp / WEIGHTS)
         config = {"format_version": FORMAT_VERSION, "astrofm_version": __version__,
                   "model": model.config.to_dict(), "card": asdict(card)}
         (tmp / CONFIG).write_text(json.dumps(config, indent=1))
@@ -97,6 +98,26 @@ def save_pretrained(model: AstroFM | ARModel, folder: str | Path, *, card: Model
         files = {name: sha256_of(tmp / name) for name in (CONFIG, WEIGHTS, CARD)}
         (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
     return folder
+
+
+def _sort_header_metadata(path: Path) -> None:
+    """Rewrite the ``__metadata__`` of a safetensors header with its keys sorted, in place (same length).
+
+    safetensors writes metadata keys in a random order on every save (its issue #584), so the same weights
+    would get a new SHA-256 each time, breaking the checksums of a registry entry re-saved with a new card.
+    """
+    with open(path, "r+b") as file:
+        length = int.from_bytes(file.read(8), "little")
+        header = file.read(length)
+        metadata = json.loads(header).get("__metadata__") or {}
+
+        def compact(items: Mapping[str, str]) -> bytes:
+            return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False).encode()
+
+        written, canonical = compact(metadata), compact(dict(sorted(metadata.items())))
+        if written != canonical and header.count(written) == 1:
+            file.seek(8)
+            file.write(header.replace(written, canonical))
 
 
 def read_config(folder: Path) -> Mapping[str, Any]:

@@ -8,7 +8,8 @@ not belong to its light curve) shows up as a point off the aligned manifold. Eac
 detector (``astrofm.downstream.anomaly``) is fitted on the train split and scores the test split on
 the common [0, 1] scale; galaxies and stars are then ranked together. Precision in the top N (N = the
 injected anomalies of the test split) is measured with no labels, then after 100 oracle labels
-(5 rounds of 20) of the active-learning loop (``astrofm.downstream.active``).
+(5 rounds of 20) of the active-learning loop (``astrofm.downstream.active``). Each figure comes with a 95%
+bootstrap interval over the test objects (N is a few dozen, so one object moves the precision by 1/N).
 
 Run: ``python -m benchmarks.science.anomalies`` after ``benchmarks.science.galaxies`` and ``.stars``, or
 ``python -m benchmarks.science.anomalies --model astrofm/hub/weights/astrofm-sim-small`` for one pretrained
@@ -29,7 +30,7 @@ import numpy as np
 
 from astrofm.downstream.active import ActiveLearner, simulate_oracle
 from astrofm.downstream.anomaly import AnomalyDetector
-from astrofm.downstream.metrics import precision_at_k
+from astrofm.downstream.metrics import bootstrap_interval, precision_at_k
 from astrofm.hub.pretrained import load_pretrained
 from benchmarks.science import common as C
 from benchmarks.science.galaxies import eval_config
@@ -64,6 +65,11 @@ def anomaly_types(population: str, id_column: str, root: Path | None = None) -> 
     ids = truth[id_column]
     ids = np.char.decode(ids, "utf-8") if ids.dtype.kind == "S" else ids.astype(str)
     return {i: kind.get(int(t), "") for i, t in zip(ids.tolist(), truth["truth_id"].tolist())}
+
+
+def precision_at_n(relevant: np.ndarray, scores: np.ndarray) -> float:
+    """Precision in the top N, N = the number of ``relevant`` objects (at least 1)."""
+    return precision_at_k(relevant, scores, max(1, int(relevant.sum())))
 
 
 def found_per_type(kinds: np.ndarray, scores: np.ndarray, n: int) -> dict[str, str]:
@@ -118,39 +124,44 @@ def main() -> None:
     kinds = np.concatenate([p[3] for p in parts.values()])
     relevant = kinds != ""
     top_n = int(relevant.sum())
-    unsupervised = precision_at_k(relevant, scores, top_n)
+    unsupervised = precision_at_n(relevant, scores)
     per_population = {}
     for name, (own_ids, _, own_scores, own_kinds) in parts.items():
         own = own_kinds != ""
         per_population[name] = {"anomalies": int(own.sum()), "objects": len(own_ids),
-                                "precision_at_own_n": precision_at_k(own, own_scores, max(1, int(own.sum())))}
+                                "precision_at_own_n": precision_at_n(own, own_scores)}
     learner = ActiveLearner(x, ids, scores, seed=args.seed)
     curve = simulate_oracle(learner, relevant, rounds=5, per_round=20, top_n=top_n)
     after = curve[-1]["precision"]
+    intervals = {"no labels": bootstrap_interval(precision_at_n, relevant, scores, seed=args.seed),
+                 f"{curve[-1]['n_labels']} labels": bootstrap_interval(precision_at_n, relevant, learner.scores(),
+                                                                        seed=args.seed)}
     found = {"no labels": found_per_type(kinds, scores, top_n),
              f"{curve[-1]['n_labels']} labels": found_per_type(kinds, learner.scores(), top_n)}
     wall = time.perf_counter() - start
-    log.info("top-%d precision: %.3f unsupervised, %.3f after %d labels; %s; found per type %s", top_n, unsupervised,
-             after, curve[-1]["n_labels"], per_population, found)
+    log.info("top-%d precision: %.3f unsupervised, %.3f after %d labels (95%% bootstrap intervals %s); %s; found per "
+             "type %s", top_n, unsupervised, after, curve[-1]["n_labels"], intervals, per_population, found)
     C.save_json(C.RUNS / "s5.json", {"unsupervised": unsupervised, "curve": curve, "populations": per_population,
-                                     "found_per_type": found})
+                                     "found_per_type": found, "interval_95": intervals})
     if args.no_record:
         return
     from benchmarks.results import record
 
     models = sorted({str(s["model"]) for s in POPULATIONS.values()})
     common = {"seed": args.seed, "wall_s": round(wall, 1), "method": args.method, "top_n": top_n,
-              "populations": per_population, "found_per_type": found, "models": models,
+              "populations": per_population, "found_per_type": found, "interval_95": intervals, "models": models,
               "command": "python -m benchmarks.science.anomalies " + " ".join(sys.argv[1:])}
     note = (f"test split, galaxies + stars ranked together, N = {top_n} injected anomalies; detector {args.method} "
             f"fitted on train-split embeddings (concatenated modalities of the shared space); models {models}; "
             f"seed {args.seed}; wall {wall:.0f} s")
+    (low0, high0), (low100, high100) = intervals.values()
     record("science.s5_anomaly_precision_0", unsupervised, target=">= 0.5", unit="precision",
-           baseline=f"random ranking {top_n / len(ids):.3f}", notes=note, **common)
+           baseline=f"random ranking {top_n / len(ids):.3f}",
+           notes=note + f"; 95% bootstrap interval over the test objects [{low0:.2f}, {high0:.2f}]", **common)
     record("science.s5_anomaly_precision_100", after, target=">= 0.8", unit="precision",
            baseline="science.s5_anomaly_precision_0 (same ranking before labels)",
-           notes=note + "; Astronomaly-style active learning, oracle labels 5 (anomaly) or 0, 5 rounds of 20",
-           curve=curve, **common)
+           notes=note + "; Astronomaly-style active learning, oracle labels 5 (anomaly) or 0, 5 rounds of 20; 95% "
+           f"bootstrap interval over the test objects [{low100:.2f}, {high100:.2f}]", curve=curve, **common)
     if args.model and all(spec["model"] == Path(args.model) for spec in POPULATIONS.values()):
         C.update_card(args.model, {"science.s5_anomaly_precision_0": unsupervised,
                                    "science.s5_anomaly_precision_100": after})

@@ -52,6 +52,16 @@ def test_save_load_gives_identical_vectors(model, saved):
     assert model_identity(saved)[0] == "tiny-model"
 
 
+def test_saving_the_same_model_gives_the_same_bytes(model, tmp_path):
+    """safetensors writes its metadata keys in a random order per save; the folder's checksums must not move."""
+    card = ModelCard(name="tiny-model")
+    manifests = {(save_pretrained(model, tmp_path / f"save{i}", card=card) / "manifest.json").read_text()
+                 for i in range(6)}
+    assert len(manifests) == 1
+    header = (tmp_path / "save0" / "model.safetensors").read_bytes()[8:400]
+    assert b'"__metadata__":{"astrofm_version":' in header  # sorted keys
+
+
 def test_dtype_and_device(saved):
     loaded = load_pretrained(saved, dtype=torch.bfloat16)
     assert next(loaded.parameters()).dtype == torch.bfloat16

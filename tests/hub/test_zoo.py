@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from astrofm.hub.pretrained import card_of, load_pretrained, save_pretrained
 from astrofm.hub.registry import get_entry
 from astrofm.hub.resolve import resolve_pretrained
 
@@ -22,6 +23,14 @@ def test_the_shipped_entry_matches_its_files_and_fits_in_the_package() -> None:
     assert set(entry.modalities) == {"image", "spectrum", "lightcurve", "tabular"}
     assert entry.command.startswith("astrofm fit --config configs/astrofm-sim-small.yaml")
     assert (ROOT / "configs" / "astrofm-sim-small.yaml").is_file()
+
+
+def test_resaving_the_shipped_model_reproduces_its_files_byte_for_byte(tmp_path: Path) -> None:
+    """What a benchmark's model-card update does: the same weights and card must keep the registry's checksums."""
+    folder = resolve_pretrained("astrofm-sim-small")
+    again = save_pretrained(load_pretrained(folder), tmp_path / "astrofm-sim-small", card=card_of(folder))
+    for name in ("model.safetensors", "config.json", "README.md", "manifest.json"):
+        assert (again / name).read_bytes() == (folder / name).read_bytes(), name
 
 
 def test_a_fresh_offline_process_loads_it_and_embeds_the_tiny_universe(tiny_sim: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ Outside workers, arenas are plain process memory allocated through numpy
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,13 +62,13 @@ def layout(specs: Sequence[tuple[tuple[int, ...], np.dtype]]) -> tuple[list[int]
     offsets, total = [], 0
     for shape, dtype in specs:
         offsets.append(total)
-        total += _aligned(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+        total += _aligned(math.prod(shape) * np.dtype(dtype).itemsize)
     return offsets, max(total, ALIGN)
 
 
 def view(memory: torch.Tensor, offset: int, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     """A contiguous ``shape``/``dtype`` tensor at byte ``offset`` of a uint8 arena."""
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     return memory[offset: offset + nbytes].view(dtype).view(*shape)
 
 

@@ -130,7 +130,7 @@ def test_a_batch_without_the_target_gives_a_zero_that_reaches_the_decoders() -> 
     objective = create_objective("predict", model, pairs=[["image", "spectrum"]])
     out = objective(model, batch)
     out.loss.backward()
-    assert float(out.loss) == 0 and all(p.grad is not None for p in objective.parameters())
+    assert out.loss.item() == 0 and all(p.grad is not None for p in objective.parameters())
 
 
 def test_bad_configurations_are_refused() -> None:

@@ -2,10 +2,12 @@
 
 Figures (ids from the targets table):
 
-- ``loader.vs_raw_h5py``: StreamingLoader (2 persistent workers, three
+- ``loader.vs_raw_h5py``: StreamingLoader (2 persistent workers, five
   shuffled epochs after a warm-up epoch) ÷ a raw contiguous h5py read of
-  the same columns of the same shards (single process, warmed up too); a
-  cold single epoch with fresh workers is recorded beside it;
+  the same columns of the same shards (single process, warmed up too), the
+  two measured in alternation (a raw pass next to each epoch); other
+  loader variants and a cold single epoch with fresh workers are recorded
+  beside it;
 - ``loader.vs_datasets_generator``: StreamingLoader (2 workers) ÷ a
   ``datasets.IterableDataset.from_generator`` that yields one example per
   object the way MMU's loading scripts do (open shard, searchsorted the id,
@@ -76,19 +78,17 @@ def write_synthetic(root: Path, n: int, *, image_size: int = 64, spec_len: int =
     return root
 
 
-def raw_h5py_rate(dataset: MMUDataset, block: int = 256, passes: int = 3) -> float:
-    """Samples/s of a contiguous h5py read of the columns the loader reads (one process), over ``passes`` passes
-    (as many as the loader's measured epochs: one pass is a fraction of a second and varies by tens of %)."""
+def raw_h5py_rate(dataset: MMUDataset, block: int = 256) -> float:
+    """Samples/s of one contiguous h5py read of the columns the loader reads (one process)."""
     columns = dataset._columns_for(dataset.shards[0])
     start = time.perf_counter()
     n = 0
-    for _ in range(passes):
-        for shard in dataset.shards:
-            with h5py.File(shard.path, "r") as f:
-                for s in range(0, shard.n_objects, block):
-                    for c in columns:
-                        f[c][s: s + block]
-                    n += min(block, shard.n_objects - s)
+    for shard in dataset.shards:
+        with h5py.File(shard.path, "r") as f:
+            for s in range(0, shard.n_objects, block):
+                for c in columns:
+                    f[c][s: s + block]
+                n += min(block, shard.n_objects - s)
     return n / (time.perf_counter() - start)
 
 
@@ -96,22 +96,44 @@ def _unchanged(sample: dict, rng: np.random.Generator | None) -> dict:
     return sample
 
 
-def loader_rate(dataset: MMUDataset, workers: int, *, batch_size: int = 64, buffer_size: int = 1024,
-                epochs: int = 1, warmup: bool = True, persistent: bool = False, per_object: bool = False) -> float:
-    """Samples/s of the StreamingLoader over ``epochs`` shuffled epochs, after one unmeasured epoch if ``warmup``
-    (the raw read is measured warm too); ``per_object``: through an identity transform (one dict per object)."""
+def streaming_loader(dataset: MMUDataset, workers: int, *, batch_size: int = 64, buffer_size: int = 1024,
+                     persistent: bool = False, per_object: bool = False) -> StreamingLoader:
+    """The StreamingLoader measured here; ``per_object``: through an identity transform (one dict per object)."""
     stream = StreamingDataset(dataset, batch_size=batch_size, buffer_size=buffer_size, block_size=256, seed=0,
                               transform=_unchanged if per_object else None)
-    loader = StreamingLoader(stream, num_workers=workers, persistent_workers=persistent and workers > 0)
-    if warmup:
-        for _ in loader:
-            pass
+    return StreamingLoader(stream, num_workers=workers, persistent_workers=persistent and workers > 0)
+
+
+def epoch_seconds(loader: StreamingLoader) -> tuple[int, float]:
+    """(samples, seconds) of one epoch of ``loader``."""
     start = time.perf_counter()
+    n = sum(len(batch) for batch in loader)
+    return n, time.perf_counter() - start
+
+
+def loader_rate(dataset: MMUDataset, workers: int, *, epochs: int = 1, warmup: bool = True, persistent: bool = False,
+                per_object: bool = False) -> float:
+    """Samples/s of the StreamingLoader over ``epochs`` shuffled epochs, after one unmeasured epoch if ``warmup``."""
+    loader = streaming_loader(dataset, workers, persistent=persistent, per_object=per_object)
+    if warmup:
+        epoch_seconds(loader)
+    n, seconds = map(sum, zip(*(epoch_seconds(loader) for _ in range(epochs))))
+    return n / seconds
+
+
+def paired_rates(dataset: MMUDataset, workers: int, rounds: int = 5) -> tuple[float, float]:
+    """(raw h5py samples/s, loader samples/s) measured in alternation: a raw pass next to each loader epoch (persistent
+    workers, after a warm-up epoch), so that the machine's drift between runs (tens of % in the raw read on shared
+    VMs) moves both alike."""
+    loader = streaming_loader(dataset, workers, persistent=True)
+    epoch_seconds(loader)
+    raw_seconds = loader_seconds = 0.0
     n = 0
-    for _ in range(epochs):
-        for batch in loader:
-            n += len(batch)
-    return n / (time.perf_counter() - start)
+    for _ in range(rounds):
+        raw_seconds += len(dataset) / raw_h5py_rate(dataset)
+        count, seconds = epoch_seconds(loader)
+        n, loader_seconds = n + count, loader_seconds + seconds
+    return rounds * len(dataset) / raw_seconds, n / loader_seconds
 
 
 def _mmu_style_examples(files: list[str], limit: int):
@@ -188,10 +210,9 @@ def main() -> None:
         if not data.exists():
             write_synthetic(data, args.n)
         dataset = MMUDataset(data, keep_maps=True)  # as the training DataModule opens it
-        raw_h5py_rate(dataset, passes=1)  # warm the page cache so every reader sees the same storage
-        raw = raw_h5py_rate(dataset)
+        raw_h5py_rate(dataset)  # warm the page cache so every reader sees the same storage
+        raw, rate2 = paired_rates(dataset, 2)
         rate0 = loader_rate(dataset, 0, epochs=3)
-        rate2 = loader_rate(dataset, 2, epochs=3, persistent=True)
         per_object2 = loader_rate(dataset, 2, epochs=3, persistent=True, per_object=True)
         released2 = loader_rate(MMUDataset(data), 2, epochs=3, persistent=True)
         cold0 = loader_rate(dataset, 0, warmup=False)
@@ -210,11 +231,11 @@ def main() -> None:
     record("loader.vs_raw_h5py", rate2 / raw, target=">= 0.8", unit="ratio",
            baseline="raw contiguous h5py read of the same columns and shards, same run (1 process)",
            notes=f"{sample}; StreamingLoader shuffled (1024-row buffer), batch 64, no transform (batches gathered "
-                 f"column by column), 2 persistent workers, 3 epochs after a warm-up epoch (the raw read is warmed "
-                 f"too), shard files kept mapped as in training; 0 workers: {rate0 / raw:.2f}x; through a "
-                 f"per-sample (identity) transform, 2 workers: {per_object2 / raw:.2f}x; with maps released with "
-                 f"their blocks (the default outside training), 2 workers: {released2 / raw:.2f}x; a cold single "
-                 f"epoch with fresh workers: {cold2 / raw:.2f}x",
+                 f"column by column), 2 persistent workers, 5 epochs after a warm-up epoch, each next to a raw pass "
+                 f"(the raw read is warmed too), shard files kept mapped as in training; 0 workers: "
+                 f"{rate0 / raw:.2f}x; through a per-sample (identity) transform, 2 workers: {per_object2 / raw:.2f}x; "
+                 f"with maps released with their blocks (the default outside training), 2 workers: "
+                 f"{released2 / raw:.2f}x; a cold single epoch with fresh workers: {cold2 / raw:.2f}x",
            **detail)
     record("loader.vs_datasets_generator", rate2 / hf, target=">= 10", unit="ratio",
            baseline="datasets.IterableDataset.from_generator, per-object MMU-script-style reads, numpy format",

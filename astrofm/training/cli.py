@@ -4,16 +4,21 @@ The YAML has the usual LightningCLI sections: ``trainer``, ``model``
 (``class_path: astrofm.training.PretrainModule`` or ``FineTuneModule`` with
 ``init_args``), ``data`` (``AstroFMDataModule`` options) and ``seed_everything``.
 Stream resume (:class:`StreamResume`) is always on; checkpoints are read with
-``weights_only=True``. ``--import MODULE`` (repeatable) imports a module of your own first, so that the
-encoders, transforms, objectives or data modalities it registers can be named in the config.
+``weights_only=True``. ``--ckpt_path last`` resumes from the newest ``last.ckpt`` of the run's earlier
+versions (Lightning alone looks only in the new version's folder, finds nothing and starts afresh).
+``--import MODULE`` (repeatable) imports a module of your own first, so that the encoders, transforms,
+objectives or data modalities it registers can be named in the config.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -23,6 +28,8 @@ from astrofm.errors import AstrofmError, ConfigError
 from astrofm.training.callbacks import StreamResume
 from astrofm.training.data import AstroFMDataModule
 from astrofm.training.module import ModelModule
+
+log = logging.getLogger(__name__)
 
 
 class AstroFMCLI(LightningCLI):
@@ -38,8 +45,27 @@ class AstroFMCLI(LightningCLI):
 
     def fit(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
             ckpt_path: str | None = None, weights_only: bool | None = None, **kwargs: Any) -> None:
+        if ckpt_path == "last":
+            latest = latest_last_checkpoint(self.trainer)
+            if latest is not None:
+                log.info("--ckpt_path last: resuming from %s", latest)
+                ckpt_path = str(latest)
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path,
                          weights_only=True if weights_only is None else weights_only, **kwargs)
+
+
+def latest_last_checkpoint(trainer: L.Trainer) -> Path | None:
+    """The newest ``last*.ckpt`` where this trainer's runs write checkpoints: a ModelCheckpoint's own
+    ``dirpath``, else ``<first logger's root>/<version>/checkpoints`` of every version, else
+    ``<default_root_dir>/checkpoints``; None if there is none."""
+    folders = [Path(c.dirpath) for c in trainer.checkpoint_callbacks if getattr(c, "dirpath", None)]
+    if folders:
+        found = [p for folder in folders for p in folder.glob("last*.ckpt")]
+    elif trainer.loggers and trainer.loggers[0].root_dir:
+        found = list(Path(trainer.loggers[0].root_dir).glob("*/checkpoints/last*.ckpt"))
+    else:
+        found = list(Path(trainer.default_root_dir, "checkpoints").glob("last*.ckpt"))
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
 
 
 def import_plugins(args: Sequence[str]) -> list[str]:
@@ -75,9 +101,13 @@ def run(args: Sequence[str], *, subcommand: str = "fit") -> AstroFMCLI:
     after the ``--import`` modules among them."""
     args = import_plugins(args)
     try:
-        return AstroFMCLI(ModelModule, AstroFMDataModule, subclass_mode_model=True, args=[subcommand, *args],
-                          trainer_defaults={"callbacks": [StreamResume()]}, auto_configure_optimizers=False,
-                          save_config_kwargs={"overwrite": True})
+        with warnings.catch_warnings():
+            # `astrofm fit ...` hands LightningCLI the arguments that sys.argv also holds (kept whole for the
+            # multi-device launcher, which re-runs the command): intended here
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            return AstroFMCLI(ModelModule, AstroFMDataModule, subclass_mode_model=True, args=[subcommand, *args],
+                              trainer_defaults={"callbacks": [StreamResume()]}, auto_configure_optimizers=False,
+                              save_config_kwargs={"overwrite": True})
     except ValueError as error:  # jsonargparse wraps our errors (e.g. an unknown encoder) in its own
         cause = error.__cause__
         while cause is not None and not isinstance(cause, AstrofmError):

@@ -3,16 +3,19 @@ matched pairs find each other far above chance."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from astrofm.cli import main
 from astrofm.training import AstroFMDataModule, PretrainModule
+from astrofm.training.cli import latest_last_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -32,8 +35,35 @@ def test_cli_fits_and_resumes_each_tiny_config(name: str, tiny_sim: Path, tmp_pa
     assert checkpoint["astrofm"]["config"]["modalities"]  # model config with fitted transforms travels along
     metrics = (run / "csv/version_0/metrics.csv").read_text()
     assert "train/loss" in metrics and "val/loss" in metrics
-    assert main([*args[:-1], "12", "--ckpt_path", str(run / "tensorboard/version_0/checkpoints/last.ckpt")]) == 0
-    assert (run / "tensorboard/version_1/checkpoints/last.ckpt").exists()
+    # `--ckpt_path last` finds version_0's last.ckpt (Lightning alone would look in version_1 and start afresh)
+    assert main([*args[:-1], "12", "--ckpt_path", "last"]) == 0
+    resumed = run / "tensorboard/version_1/checkpoints"
+    assert torch.load(resumed / "last.ckpt", weights_only=True)["global_step"] == 12
+    assert not (resumed / "epoch=0-step=10.ckpt").exists()  # steps 1-10 were not trained again
+
+
+def test_last_checkpoint_is_the_newest_where_the_trainer_writes_them(tmp_path: Path) -> None:
+    def touch(path: Path, mtime: float) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        os.utime(path, (mtime, mtime))
+        return path
+
+    plain = L.Trainer(default_root_dir=tmp_path / "plain", logger=False, accelerator="cpu")
+    assert latest_last_checkpoint(plain) is None
+    newest = touch(tmp_path / "plain/checkpoints/last-v1.ckpt", 2e9)
+    touch(tmp_path / "plain/checkpoints/last.ckpt", 1e9)
+    assert latest_last_checkpoint(plain) == newest
+    fixed = L.Trainer(default_root_dir=tmp_path / "plain", accelerator="cpu",
+                      callbacks=[ModelCheckpoint(dirpath=tmp_path / "fixed")])
+    assert latest_last_checkpoint(fixed) is None  # only its own folder counts
+    own = touch(tmp_path / "fixed/last.ckpt", 1e9)
+    assert latest_last_checkpoint(fixed) == own
+    logged = L.Trainer(default_root_dir=tmp_path, accelerator="cpu",
+                       logger=L.pytorch.loggers.CSVLogger(tmp_path / "logs", name="csv"))
+    touch(tmp_path / "logs/csv/version_0/checkpoints/last.ckpt", 1e9)
+    newest = touch(tmp_path / "logs/csv/version_3/checkpoints/last.ckpt", 3e9)
+    assert latest_last_checkpoint(logged) == newest
 
 
 def _recall_at_10(z_query: torch.Tensor, z_candidates: torch.Tensor) -> float:

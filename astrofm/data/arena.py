@@ -39,15 +39,17 @@ ALIGN = 64
 _RECEIVED: dict[int, list[tuple[int, int, StorageWeakRef]]] = {}
 
 
-@cache
 def ring_slots(num_workers: int, prefetch_factor: int) -> int:
-    """Arenas in each worker's ring: as many batches as one worker can have in flight. Once the other
-    workers have finished their share of an epoch, every prefetched task is that worker's; add the batch
-    the consumer holds, the one it just received, and one that it frees at its next sweep. Slots are
-    allocated when first used, so an unused slot costs nothing."""
-    return num_workers * prefetch_factor + 3
+    """Arenas in each worker's ring. In the steady state a worker has its ``prefetch_factor`` tasks in flight,
+    plus the batch the consumer holds, the one it just received and one freed at its next sweep. At an epoch's
+    end a worker also takes the tasks of a neighbour that has finished its share, so the ring covers twice
+    the prefetch. Beyond that (a worker taking the tasks of several finished ones) it takes fresh arenas,
+    freed after use, rather than keep that many arenas for the rest of the run. Slots are allocated when first
+    used."""
+    return prefetch_factor * min(num_workers, 2) + 3
 
 
+@cache
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
     """The torch dtype of a numpy dtype."""
     return torch.from_numpy(np.empty(0, dtype=dtype)).dtype

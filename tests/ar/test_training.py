@@ -67,7 +67,7 @@ def test_resume_mid_epoch_equals_the_uninterrupted_run(synthetic_root: Path, tmp
     resumed, resumed_module = _fit(synthetic_root, ckpt=checkpoint)
     assert resumed.first_ids == full.first_ids[5:]  # the same batches, crossing an epoch end (7 per epoch)
     torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(full.losses[5:]), atol=1e-6, rtol=1e-6)
-    gap = max(float((a - b).abs().max()) for a, b in zip(full_module.parameters(), resumed_module.parameters()))
+    gap = max((a - b).abs().max().item() for a, b in zip(full_module.parameters(), resumed_module.parameters()))
     assert gap < 1e-6
     assert len(set(full.losses)) == len(full.losses)  # the runs really trained
 

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
-from astrofm.errors import AstrofmError, ConfigError
+from astrofm.errors import AstrofmError, ConfigError, DataFormatError
 from astrofm.training.callbacks import StreamResume
 from astrofm.training.data import AstroFMDataModule
 from astrofm.training.module import ModelModule
@@ -50,8 +51,23 @@ class AstroFMCLI(LightningCLI):
             if latest is not None:
                 log.info("--ckpt_path last: resuming from %s", latest)
                 ckpt_path = str(latest)
+        elif ckpt_path is not None and ckpt_path not in LIGHTNING_CKPT_NAMES and "://" not in ckpt_path:
+            check_checkpoint_file(Path(ckpt_path))
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path,
                          weights_only=True if weights_only is None else weights_only, **kwargs)
+
+
+#: ``--ckpt_path`` values that Lightning resolves itself (``last`` is resolved here first).
+LIGHTNING_CKPT_NAMES = frozenset({"last", "best", "hpc", "registry"})
+
+
+def check_checkpoint_file(path: Path) -> None:
+    """Fail before training starts if ``path`` is not a local checkpoint file (missing, or not the zip archive
+    that ``torch.save`` writes: truncated or another format), instead of deep inside Lightning's restore."""
+    if not path.is_file():
+        raise DataFormatError(path, "no such checkpoint file (--ckpt_path)")
+    if not zipfile.is_zipfile(path):
+        raise DataFormatError(path, "not a PyTorch checkpoint: no zip archive (truncated, or another format?)")
 
 
 def latest_last_checkpoint(trainer: L.Trainer) -> Path | None:

@@ -42,6 +42,20 @@ def test_cli_fits_and_resumes_each_tiny_config(name: str, tiny_sim: Path, tmp_pa
     assert not (resumed / "epoch=0-step=10.ckpt").exists()  # steps 1-10 were not trained again
 
 
+def test_a_missing_or_truncated_checkpoint_is_refused_before_training(tiny_sim: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", str(CONFIGS / "galaxy-clip-tiny.yaml"), "--data.root", str(tiny_sim),
+            "--trainer.enable_progress_bar", "false", "--trainer.max_steps", "2"]
+    assert main([*args, "--ckpt_path", "missing.ckpt"]) == 1
+    assert "missing.ckpt: no such checkpoint file" in capsys.readouterr().err
+    (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04" + bytes(100))  # a zip's first bytes, then nothing
+    assert main([*args, "--ckpt_path", "cut.ckpt"]) == 1
+    assert "cut.ckpt: not a PyTorch checkpoint" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*/checkpoints"))  # nothing trained
+
+
 def test_last_checkpoint_is_the_newest_where_the_trainer_writes_them(tmp_path: Path) -> None:
     def touch(path: Path, mtime: float) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,9 @@ class DataFormatError(AstrofmError, ValueError):
         if field is not None:
             parts.append(f"field '{field}'")
         message = ": ".join(parts) + f": {problem}"
-        if expected is not None or found is not None:
-            message += f" (expected {expected}, found {found})"
+        given = [f"{name} {value}" for name, value in (("expected", expected), ("found", found)) if value is not None]
+        if given:
+            message += f" ({', '.join(given)})"
         super().__init__(message)
 
 

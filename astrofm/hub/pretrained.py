@@ -112,7 +112,7 @@ def _sort_header_metadata(path: Path) -> None:
         metadata = json.loads(header).get("__metadata__") or {}
 
         def compact(items: Mapping[str, str]) -> bytes:
-            return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False).encode()
+            return json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode()
 
         written, canonical = compact(metadata), compact(dict(sorted(metadata.items())))
         if written != canonical and header.count(written) == 1:

@@ -133,11 +133,9 @@ def main() -> None:
     learner = ActiveLearner(x, ids, scores, seed=args.seed)
     curve = simulate_oracle(learner, relevant, rounds=5, per_round=20, top_n=top_n)
     after = curve[-1]["precision"]
-    intervals = {"no labels": bootstrap_interval(precision_at_n, relevant, scores, seed=args.seed),
-                 f"{curve[-1]['n_labels']} labels": bootstrap_interval(precision_at_n, relevant, learner.scores(),
-                                                                        seed=args.seed)}
-    found = {"no labels": found_per_type(kinds, scores, top_n),
-             f"{curve[-1]['n_labels']} labels": found_per_type(kinds, learner.scores(), top_n)}
+    rankings = {"no labels": scores, f"{curve[-1]['n_labels']} labels": learner.scores()}
+    intervals = {k: bootstrap_interval(precision_at_n, relevant, s, seed=args.seed) for k, s in rankings.items()}
+    found = {k: found_per_type(kinds, s, top_n) for k, s in rankings.items()}
     wall = time.perf_counter() - start
     log.info("top-%d precision: %.3f unsupervised, %.3f after %d labels (95%% bootstrap intervals %s); %s; found per "
              "type %s", top_n, unsupervised, after, curve[-1]["n_labels"], intervals, per_population, found)

@@ -14,8 +14,9 @@ For each chosen modality a random ``mask_ratio`` of each object's real tokens is
 A linear head per modality (owned by the objective, not part of the model) maps the encoder's
 output token to the hidden content - the patch pixels, the window's flux, the observation's flux,
 the feature value - and the loss (MSE or Huber) is the mean over hidden tokens only (good pixels
-only for spectra). The total is the weighted mean of the modalities' losses. Use it alone or
-summed with the contrastive loss through the ``sum`` objective.
+only for spectra; with ``noise_weighted``, weighted by ivar or 1/flux_err²: a χ²). The total is the
+weighted mean of the modalities' losses. Use it alone or summed with the contrastive loss through the
+``sum`` objective.
 """
 
 from __future__ import annotations
@@ -82,10 +83,13 @@ def _image(encoder: ViTImageEncoder, batch: ModalityBatch) -> tuple[MaskTargets,
     return MaskTargets(values, None, real), hide
 
 
-def _spectrum(encoder: SpectrumEncoder, batch: ModalityBatch
+def _spectrum(encoder: SpectrumEncoder, batch: ModalityBatch, noise_weighted: bool = False
               ) -> tuple[MaskTargets, Callable[[Tensor], ModalityBatch]]:
     flux, _, _, good = spectrum_pixels(batch)
-    values, weight = encoder.windows(flux.float()), encoder.windows(good.float())
+    pixel_weight = good.float()
+    if noise_weighted and "ivar" in batch.data:
+        pixel_weight = torch.where(good, batch.data["ivar"].float().clamp_min(0), 0.0)
+    values, weight = encoder.windows(flux.float()), encoder.windows(pixel_weight)
     window, stride, length = encoder.config.window, encoder.stride, flux.shape[1]  # type: ignore[attr-defined]
 
     def hide(hidden: Tensor) -> ModalityBatch:
@@ -98,14 +102,18 @@ def _spectrum(encoder: SpectrumEncoder, batch: ModalityBatch
             bad = bad | batch.data["mask"].bool()
         return ModalityBatch({**batch.data, "mask": bad}, batch.presence, batch.mask, batch.meta)
 
-    return MaskTargets(values, weight, weight.amax(dim=-1) > 0), hide
+    return MaskTargets(values, weight, encoder.windows(good.float()).amax(dim=-1) > 0), hide
 
 
-def _lightcurve(encoder: LightCurveEncoder, batch: ModalityBatch
+def _lightcurve(encoder: LightCurveEncoder, batch: ModalityBatch, noise_weighted: bool = False
                 ) -> tuple[MaskTargets, Callable[[Tensor], ModalityBatch]]:
     flux = batch.data["flux"].float()
     real = batch.mask if batch.mask is not None else torch.ones_like(flux, dtype=torch.bool)
     finite = real & torch.isfinite(flux)
+    weight = finite.float()
+    if noise_weighted:
+        error = batch.data["flux_err"].float()
+        weight = torch.where(finite & (error > 0), 1.0 / error.clamp_min(1e-30).square(), 0.0)
 
     def hide(hidden: Tensor) -> ModalityBatch:
         data = {**batch.data, "flux": batch.data["flux"].masked_fill(hidden, 0.0),
@@ -113,7 +121,7 @@ def _lightcurve(encoder: LightCurveEncoder, batch: ModalityBatch
         return ModalityBatch(data, batch.presence, batch.mask, batch.meta)
 
     values = torch.where(finite, flux, 0.0)[..., None]
-    return MaskTargets(values, finite.float()[..., None], real), hide
+    return MaskTargets(values, weight[..., None], real), hide
 
 
 def _tabular(encoder: FeatureTokenizerEncoder, batch: ModalityBatch
@@ -129,12 +137,14 @@ def _tabular(encoder: FeatureTokenizerEncoder, batch: ModalityBatch
 
 
 #: Encoder class -> (token size from the encoder, targets and hiding function).
+#: The spectrum and light-curve maskers also take ``noise_weighted``.
 MASKERS: dict[type[ModalityEncoder], tuple[Callable[[Any], int], Callable[..., Any]]] = {
     ViTImageEncoder: (lambda e: e.config.patch_size**2 * e.config.in_chans, _image),
     SpectrumEncoder: (lambda e: e.config.window, _spectrum),
     LightCurveEncoder: (lambda e: 1, _lightcurve),
     FeatureTokenizerEncoder: (lambda e: 1, _tabular),
 }
+NOISE_WEIGHTED = (SpectrumEncoder, LightCurveEncoder)
 
 
 def _masker(encoder: ModalityEncoder, modality: str) -> tuple[Callable[[Any], int], Callable[..., Any]]:
@@ -161,10 +171,15 @@ class MaskedObjective(Objective):
         Huber transition point.
     weights:
         Weight of each modality's loss (default 1 each).
+    noise_weighted:
+        Weigh each hidden spectrum pixel by its ivar and each hidden light-curve point by 1/flux_err², so
+        that the loss is a χ² and the noise of faint objects (unpredictable by construction) does not
+        dominate it. Only for spectrum and light-curve modalities, whose data carry their noise.
     """
 
     def __init__(self, heads: Mapping[str, tuple[int, int]], *, mask_ratio: float | Mapping[str, float] = 0.5,
-                 loss: str = "mse", delta: float = 1.0, weights: Mapping[str, float] | None = None) -> None:
+                 loss: str = "mse", delta: float = 1.0, weights: Mapping[str, float] | None = None,
+                 noise_weighted: bool = False) -> None:
         super().__init__()
         if loss not in REGRESSION_LOSSES:
             raise ConfigError(f"masked loss must be one of {REGRESSION_LOSSES}, not {loss!r}")
@@ -176,6 +191,7 @@ class MaskedObjective(Objective):
         self.loss = loss
         self.delta = delta
         self.weights = dict(weights or {})
+        self.noise_weighted = noise_weighted
         self.heads = nn.ModuleDict({name: nn.Linear(width, size) for name, (width, size) in heads.items()})
 
     @classmethod
@@ -187,6 +203,10 @@ class MaskedObjective(Objective):
                 raise ConfigError(f"masked modality '{name}' is not a model modality {list(model.modalities)}")
             encoder = model.encoder(name)
             size, _ = _masker(encoder, name)
+            if options.get("noise_weighted") and not isinstance(encoder, NOISE_WEIGHTED):
+                raise ConfigError(f"noise_weighted masked modelling needs per-pixel noise; the "
+                                  f"{type(encoder).__name__} of modality '{name}' has none: list only spectrum and "
+                                  f"light-curve modalities in 'modalities'")
             heads[name] = (encoder.out_dim, size(encoder))
         if not heads:
             raise ConfigError("masked modelling needs at least one image_vit, spectrum, lightcurve or tabular encoder")
@@ -200,7 +220,7 @@ class MaskedObjective(Objective):
             mb = batch.modalities[name]
             encoder = model.encoder(name)
             _, masker = _masker(encoder, name)
-            targets, hide = masker(encoder, mb)
+            targets, hide = masker(encoder, mb, **({"noise_weighted": True} if self.noise_weighted else {}))
             hidden = choose_hidden(targets.real, self.ratios[name])
             output = encoder(hide(hidden))
             tokens = output.tokens[:, -hidden.shape[1]:]  # without a context token in front

@@ -5,7 +5,8 @@ This measures the same encoder and fitted transforms (those of ``--model``, as S
 trained from scratch as a redshift regressor on 100% of the labelled train galaxies (test R² of its
 predictions): a practical ceiling for what that encoder extracts from the data at this resolution and depth,
 next to ``sim.colour_knn_z_r2`` (colours and sizes only). Writes ``runs/science/s1-ceiling/results.json``
-(``--modality spectrum``: ``s2-ceiling``; no target id: it is context for S1 and S2).
+(``--modality spectrum``: ``s2-ceiling``) and records ``science.s1_image_supervised_ceiling_r2``
+(``science.s2_spectrum_supervised_ceiling_r2``), context for S1 and S2 with no target of its own.
 Run: ``python -m benchmarks.science.ceiling [--modality spectrum]``.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import time
 from pathlib import Path
 
 from astrofm.hub.pretrained import read_config
@@ -32,9 +35,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 30 epochs, 300-1500)")
     parser.add_argument("--model", default="astrofm/hub/weights/astrofm-sim-small",
                         help="pretrained folder giving the architecture and fitted transforms (weights unused)")
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
     C.use_root(None, "small")
+    start = time.perf_counter()
     config = C.load_config("galaxy-clip")
     architecture = dict(read_config(Path(args.model))["model"])
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
@@ -45,6 +50,20 @@ def main() -> None:
     folder = "s1-ceiling" if args.modality == "image" else "s2-ceiling"
     C.save_json(C.RUNS / folder / "results.json", {"r2": r2, "fraction": args.fraction, "modality": args.modality,
                                                    "model": args.model, **info})
+    if args.no_record:
+        return
+    from benchmarks.results import record
+
+    science = "s1" if args.modality == "image" else "s2"
+    target = "S1 (>= 0.90)" if args.modality == "image" else "S2 (>= 0.99)"
+    record(f"science.{science}_{args.modality}_supervised_ceiling_r2", r2, target=f"context for {target}", unit="R²",
+           baseline=f"science.{science}_{args.modality}_knn_z_r2 (the self-supervised embedding of the same encoder)",
+           command="python -m benchmarks.science.ceiling " + " ".join(sys.argv[1:]),
+           notes=f"the {args.modality} encoder of {args.model} (architecture and fitted transforms; galaxy-clip's "
+                 f"encoder sizes) trained from scratch as a redshift regressor on {100 * args.fraction:.0f}% of the "
+                 f"train galaxies' labels (those with the modality), test R² of its predictions at the best "
+                 f"validation loss; {info['steps']} steps in {info['wall_s']:.0f} s, {args.threads} threads",
+           wall_s=round(time.perf_counter() - start, 1), seed=args.seed, training=info)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from astrofm.data.batch import Batch, ModalityBatch
 from astrofm.errors import ConfigError
 from astrofm.modalities import SpectrumEncoder
+from astrofm.modalities.spectrum import spectrum_pixels
 from astrofm.objectives import create_objective
 from astrofm.objectives.masked import MASKERS, choose_hidden
 from tests.ar.factories import tiny_ar_model
@@ -89,6 +91,36 @@ def test_masked_objective_trains_encoders_and_heads_on_all_modalities() -> None:
         optimizer.step()
     torch.manual_seed(0)
     assert objective(model, batch).loss.item() < 0.7 * first
+
+
+def test_noise_weighted_masked_loss_is_the_chi2_of_the_hidden_pixels() -> None:
+    model = tiny_model(("spectrum", "lightcurve"))
+    samples = raw_samples(4, modalities=("spectrum", "lightcurve"), lengths=[40] * 4)
+    for sample, scale in zip(samples, (1e-4, 1.0, 10.0, 100.0)):  # spectra of very different S/N
+        sample["spectrum"] = {**sample["spectrum"], "ivar": sample["spectrum"]["ivar"] * scale}
+        sample["lightcurve"] = {**sample["lightcurve"], "flux_err": sample["lightcurve"]["flux_err"] / np.sqrt(scale)}
+    batch = model.preprocess(samples)
+    objective = create_objective("masked", model, mask_ratio=0.5, noise_weighted=True)
+    torch.manual_seed(0)
+    metrics = objective(model, batch).metrics
+    torch.manual_seed(0)
+    for name, noise_weight in (("spectrum", lambda d: d["ivar"]), ("lightcurve", lambda d: d["flux_err"] ** -2)):
+        mb, encoder = batch[name], model.encoder(name)
+        targets, hide = MASKERS[type(encoder)][1](encoder, mb)
+        hidden = choose_hidden(targets.real, 0.5)
+        predicted = objective.heads[name](encoder(hide(hidden)).tokens[:, -hidden.shape[1]:])
+        pixel_weight = noise_weight(mb.data).float() * (targets.weight[..., 0] if name == "lightcurve" else 1)
+        if name == "spectrum":
+            good = encoder.windows(spectrum_pixels(mb)[3].float())
+            pixel_weight = encoder.windows(pixel_weight) * good
+        weight = hidden[..., None] * pixel_weight.reshape(predicted.shape)
+        chi2 = (weight * (predicted - targets.values) ** 2).sum() / weight.sum()
+        torch.testing.assert_close(metrics[f"loss/{name}"], chi2)
+    plain = create_objective("masked", model, mask_ratio=0.5)
+    torch.manual_seed(0)
+    assert not torch.isclose(plain(model, batch).metrics["loss/spectrum"], metrics["loss/spectrum"], rtol=0.1)
+    with pytest.raises(ConfigError, match="ViTImageEncoder of modality 'image'"):
+        create_objective("masked", tiny_model(("image", "spectrum")), noise_weighted=True)
 
 
 def test_sum_objective_weights_contrastive_and_masked_losses() -> None:

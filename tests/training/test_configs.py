@@ -18,6 +18,10 @@ ALL = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "science").glob("*.yaml
 def test_config_builds_its_module(path: Path) -> None:
     model = yaml.safe_load(path.read_text())["model"]
     assert model["class_path"] == "astrofm.training.PretrainModule"
-    module = PretrainModule(**model["init_args"])
+    init_args = dict(model["init_args"])
+    init_from = init_args.pop("init_from", None)  # another science run's output, absent from a fresh checkout
+    if init_from is not None:
+        assert str(init_from).startswith("runs/science/"), init_from
+    module = PretrainModule(**init_args)
     assert set(module.model.modalities) == set(model["init_args"]["astrofm"]["modalities"])
     assert isinstance(module.objective, OBJECTIVES[model["init_args"].get("objective", {}).get("name", "contrastive")])

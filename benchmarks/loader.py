@@ -78,8 +78,8 @@ def write_synthetic(root: Path, n: int, *, image_size: int = 64, spec_len: int =
     return root
 
 
-def raw_h5py_rate(dataset: MMUDataset, block: int = 256) -> float:
-    """Samples/s of one contiguous h5py read of the columns the loader reads (one process)."""
+def raw_h5py_pass(dataset: MMUDataset, block: int = 256) -> tuple[int, float]:
+    """(samples, seconds) of one contiguous h5py read of the columns the loader reads (one process)."""
     columns = dataset._columns_for(dataset.shards[0])
     start = time.perf_counter()
     n = 0
@@ -89,7 +89,7 @@ def raw_h5py_rate(dataset: MMUDataset, block: int = 256) -> float:
                 for c in columns:
                     f[c][s: s + block]
                 n += min(block, shard.n_objects - s)
-    return n / (time.perf_counter() - start)
+    return n, time.perf_counter() - start
 
 
 def _unchanged(sample: dict, rng: np.random.Generator | None) -> dict:
@@ -127,13 +127,9 @@ def paired_rates(dataset: MMUDataset, workers: int, rounds: int = 5) -> tuple[fl
     VMs) moves both alike."""
     loader = streaming_loader(dataset, workers, persistent=True)
     epoch_seconds(loader)
-    raw_seconds = loader_seconds = 0.0
-    n = 0
-    for _ in range(rounds):
-        raw_seconds += len(dataset) / raw_h5py_rate(dataset)
-        count, seconds = epoch_seconds(loader)
-        n, loader_seconds = n + count, loader_seconds + seconds
-    return rounds * len(dataset) / raw_seconds, n / loader_seconds
+    raw, streamed = zip(*((raw_h5py_pass(dataset), epoch_seconds(loader)) for _ in range(rounds)))
+    (raw_n, raw_seconds), (n, seconds) = (map(sum, zip(*passes)) for passes in (raw, streamed))
+    return raw_n / raw_seconds, n / seconds
 
 
 def _mmu_style_examples(files: list[str], limit: int):
@@ -210,7 +206,7 @@ def main() -> None:
         if not data.exists():
             write_synthetic(data, args.n)
         dataset = MMUDataset(data, keep_maps=True)  # as the training DataModule opens it
-        raw_h5py_rate(dataset)  # warm the page cache so every reader sees the same storage
+        raw_h5py_pass(dataset)  # warm the page cache so every reader sees the same storage
         raw, rate2 = paired_rates(dataset, 2)
         rate0 = loader_rate(dataset, 0, epochs=3)
         per_object2 = loader_rate(dataset, 2, epochs=3, persistent=True, per_object=True)

@@ -102,7 +102,7 @@ def _spectrum(encoder: SpectrumEncoder, batch: ModalityBatch, noise_weighted: bo
             bad = bad | batch.data["mask"].bool()
         return ModalityBatch({**batch.data, "mask": bad}, batch.presence, batch.mask, batch.meta)
 
-    return MaskTargets(values, weight, encoder.windows(good.float()).amax(dim=-1) > 0), hide
+    return MaskTargets(values, weight, weight.amax(dim=-1) > 0), hide  # ivar > 0 at every good pixel
 
 
 def _lightcurve(encoder: LightCurveEncoder, batch: ModalityBatch, noise_weighted: bool = False

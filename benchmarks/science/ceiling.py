@@ -54,10 +54,10 @@ def main() -> None:
         return
     from benchmarks.results import record
 
-    science = "s1" if args.modality == "image" else "s2"
-    target = "S1 (>= 0.90)" if args.modality == "image" else "S2 (>= 0.99)"
-    record(f"science.{science}_{args.modality}_supervised_ceiling_r2", r2, target=f"context for {target}", unit="R²",
-           baseline=f"science.{science}_{args.modality}_knn_z_r2 (the self-supervised embedding of the same encoder)",
+    key, target = C.redshift_context(args.modality, "supervised_ceiling_r2")
+    record(key, r2, target=target, unit="R²",
+           baseline=f"{C.redshift_context(args.modality, 'knn_z_r2')[0]} (the self-supervised embedding of the "
+                    f"same encoder)",
            command="python -m benchmarks.science.ceiling " + " ".join(sys.argv[1:]),
            notes=f"the {args.modality} encoder of {args.model} (architecture and fitted transforms; galaxy-clip's "
                  f"encoder sizes) trained from scratch as a redshift regressor on {100 * args.fraction:.0f}% of the "

@@ -28,6 +28,13 @@ PRESET = "small"
 RUNS = REPO / "runs" / "science"
 
 
+def redshift_context(modality: str, figure: str) -> tuple[str, str]:
+    """(results id, target text) of a figure that puts S1 (``image``) or S2 (``spectrum``) in context:
+    ``science.s1_image_<figure>`` and "context for S1 (>= 0.90)", or the S2 pair."""
+    science, target = {"image": ("s1", "S1 (>= 0.90)"), "spectrum": ("s2", "S2 (>= 0.99)")}[modality]
+    return f"science.{science}_{modality}_{figure}", f"context for {target}"
+
+
 def setup(threads: int) -> None:
     """Logging, torch threads and denormal flushing for a benchmark process."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")

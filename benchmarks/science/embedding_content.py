@@ -81,9 +81,8 @@ def main() -> None:
     results = {"trees_r2": trees, "knn_z_r2": knn, "fraction_snr_above_cut": float(bright.mean()),
                "model": args.model, "n_train": len(train_ids), "n_test": len(test_ids)}
     C.save_json(C.RUNS / "embedding-content" / f"{Path(args.model).parent.name}-{args.modality}.json", results)
-    target = "S1 (>= 0.90)" if args.modality == "image" else "S2 (>= 0.99)"
-    record(f"science.{'s1' if args.modality == 'image' else 's2'}_{args.modality}_embedding_content", trees["z"],
-           target=f"context for {target}", unit="R²", baseline="kNN z R² of the same embedding (knn_z_r2)",
+    key, target = C.redshift_context(args.modality, "embedding_content")
+    record(key, trees["z"], target=target, unit="R²", baseline="kNN z R² of the same embedding (knn_z_r2)",
            command=f"python -m benchmarks.science.embedding_content --modality {args.modality} --model {args.model}",
            notes=f"gradient-boosted trees on the {args.modality} embedding, train -> test normal galaxies; test R² "
                  f"per truth property: " + ", ".join(f"{k} {v:.3f}" for k, v in trees.items())

@@ -40,7 +40,7 @@ def main() -> None:
     start = time.perf_counter()
     if args.modality == "spectrum":
         limit = spectrum_redshift_limit(C.DATA_ROOT, split=args.split)
-        key, value, target = "science.s2_spectrum_information_limit_r2", limit["posterior_mean_r2"], "S2 (>= 0.99)"
+        value = limit["posterior_mean_r2"]
         notes = (f"posterior mean E[z | spectrum] from the template-fit χ² profile (simulator's templates, "
                  f"train-split redshift prior) on the {limit['n']} normal {args.split} galaxies with a DESI-like "
                  f"spectrum; maximum-likelihood template fit R² {limit['template_fit_r2']:.4f}; on the "
@@ -48,8 +48,7 @@ def main() -> None:
                  f"{limit['posterior_mean_r2_above_cut']:.4f}, template fit {limit['template_fit_r2_above_cut']:.4f}")
     else:
         limit = photometric_redshift_limit(C.DATA_ROOT, split=args.split)
-        key, value, target = ("science.s1_image_information_limit_r2", limit["catalog_flux_and_true_shapes_r2"],
-                              "S1 (>= 0.90)")
+        value = limit["catalog_flux_and_true_shapes_r2"]
         notes = (f"gradient-boosted trees trained on {limit['n_train']} normal train galaxies, R² on the "
                  f"{limit['n']} normal {args.split} galaxies: catalog g,r,i,z optimal-photometry fluxes (matched-"
                  f"filter noise) plus the true, noiseless shapes {limit['catalog_flux_and_true_shapes_r2']:.4f}; "
@@ -59,7 +58,8 @@ def main() -> None:
                  f"{limit['catalog_flux_knn_r2']:.4f}")
     wall = time.perf_counter() - start
     log.info("%s-only redshift R² on %d %s galaxies: %s", args.modality, limit["n"], args.split, limit)
-    record(key, value, target=f"context for {target}", unit="R²",
+    key, target = C.redshift_context(args.modality, "information_limit_r2")
+    record(key, value, target=target, unit="R²",
            baseline=f"none: an upper bound for any estimate from the {args.modality} alone", command=command,
            notes=notes, wall_s=round(wall, 1), **{k: round(v, 5) if isinstance(v, float) else v
                                                    for k, v in limit.items()})

@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 import warnings
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,10 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
-from astrofm.errors import AstrofmError, ConfigError, DataFormatError
+from astrofm.errors import AstrofmError, ConfigError
 from astrofm.training.callbacks import StreamResume
 from astrofm.training.data import AstroFMDataModule
+from astrofm.training.export import check_checkpoint_file
 from astrofm.training.module import ModelModule
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,6 @@ class AstroFMCLI(LightningCLI):
 
 #: ``--ckpt_path`` values that Lightning resolves itself (``last`` is resolved here first).
 LIGHTNING_CKPT_NAMES = frozenset({"last", "best", "hpc", "registry"})
-
-
-def check_checkpoint_file(path: Path) -> None:
-    """Fail before training starts if ``path`` is not a local checkpoint file (missing, or not the zip archive
-    that ``torch.save`` writes: truncated or another format), instead of deep inside Lightning's restore."""
-    if not path.is_file():
-        raise DataFormatError(path, "no such checkpoint file (--ckpt_path)")
-    if not zipfile.is_zipfile(path):
-        raise DataFormatError(path, "not a PyTorch checkpoint: no zip archive (truncated, or another format?)")
 
 
 def latest_last_checkpoint(trainer: L.Trainer) -> Path | None:

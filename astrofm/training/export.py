@@ -8,6 +8,7 @@ model from a safetensors file, a pretrained folder or a Lightning checkpoint
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
@@ -43,6 +44,15 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
                               found=f"unexpected {unexpected[:5]}")
 
 
+def check_checkpoint_file(path: Path) -> None:
+    """Fail early, naming ``path``, if it is not a local checkpoint file (missing, or not the zip archive that
+    ``torch.save`` writes: truncated or another format), instead of deep inside torch's or Lightning's reader."""
+    if not path.is_file():
+        raise DataFormatError(path, "no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise DataFormatError(path, "not a PyTorch checkpoint: no zip archive (truncated, or another format?)")
+
+
 def export_checkpoint(checkpoint: str | Path, folder: str | Path, *, card: ModelCard | None = None) -> Path:
     """Turn a Lightning checkpoint of a ``PretrainModule`` into a pretrained-model folder (no pickle).
 
@@ -53,8 +63,7 @@ def export_checkpoint(checkpoint: str | Path, folder: str | Path, *, card: Model
     from astrofm.training.module import CHECKPOINT_KEY
 
     checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise ConfigError(f"no checkpoint at {checkpoint}")
+    check_checkpoint_file(checkpoint)
     try:
         content = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError for bad files

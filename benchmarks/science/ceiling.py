@@ -1,13 +1,14 @@
 """How much redshift an encoder can carry: the S1 (or S2) encoder trained supervised on every train label.
 
 S1 asks a self-supervised image embedding for kNN redshift R² >= 0.90, S2 a spectrum embedding for 0.99.
-This measures the same encoder and fitted transforms (those of ``--model``, as S1's supervised baseline does)
-trained from scratch as a redshift regressor on 100% of the labelled train galaxies (test R² of its
+This measures the same encoder and fitted transforms (those of ``--model``, as S1's supervised baseline does;
+or, with ``--config``, the architecture of a science config, its transforms fitted on the train split) trained
+from scratch as a redshift regressor on 100% of the labelled train galaxies (test R² of its
 predictions): a practical ceiling for what that encoder extracts from the data at this resolution and depth,
 next to ``sim.colour_knn_z_r2`` (colours and sizes only). Writes ``runs/science/s1-ceiling/results.json``
 (``--modality spectrum``: ``s2-ceiling``) and records ``science.s1_image_supervised_ceiling_r2``
 (``science.s2_spectrum_supervised_ceiling_r2``), context for S1 and S2 with no target of its own.
-Run: ``python -m benchmarks.science.ceiling [--modality spectrum]``.
+Run: ``python -m benchmarks.science.ceiling [--modality spectrum] [--config galaxy-clip-cnn --no-record]``.
 """
 
 from __future__ import annotations
@@ -35,13 +36,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 30 epochs, 300-1500)")
     parser.add_argument("--model", default="astrofm/hub/weights/astrofm-sim-small",
                         help="pretrained folder giving the architecture and fitted transforms (weights unused)")
+    parser.add_argument("--config", default=None,
+                        help="a config of configs/science giving the architecture instead of --model (e.g. "
+                             "galaxy-clip-cnn); its transforms are fitted on the train split")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
     C.use_root(None, "small")
     start = time.perf_counter()
     config = C.load_config("galaxy-clip")
-    architecture = dict(read_config(Path(args.model))["model"])
+    source = f"configs/science/{args.config}.yaml" if args.config else args.model
+    if args.config:
+        architecture = dict(C.load_config(args.config)["model"]["init_args"]["astrofm"])
+    else:
+        architecture = dict(read_config(Path(args.model))["model"])
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
     r2, info = supervised_r2(config, architecture, labels, args.fraction, args.minutes, args.seed, args.modality,
                              args.steps)
@@ -49,7 +57,7 @@ def main() -> None:
              100 * args.fraction, r2, info)
     folder = "s1-ceiling" if args.modality == "image" else "s2-ceiling"
     C.save_json(C.RUNS / folder / "results.json", {"r2": r2, "fraction": args.fraction, "modality": args.modality,
-                                                   "model": args.model, **info})
+                                                   "model": source, **info})
     if args.no_record:
         return
     from benchmarks.results import record
@@ -59,7 +67,7 @@ def main() -> None:
            baseline=f"{C.redshift_context(args.modality, 'knn_z_r2')[0]} (the self-supervised embedding of the "
                     f"same encoder)",
            command="python -m benchmarks.science.ceiling " + " ".join(sys.argv[1:]),
-           notes=f"the {args.modality} encoder of {args.model} (architecture and fitted transforms; galaxy-clip's "
+           notes=f"the {args.modality} encoder of {source} (architecture and fitted transforms; galaxy-clip's "
                  f"encoder sizes) trained from scratch as a redshift regressor on {100 * args.fraction:.0f}% of the "
                  f"train galaxies' labels (those with the modality), test R² of its predictions at the best "
                  f"validation loss; {info['steps']} steps in {info['wall_s']:.0f} s, {args.threads} threads",

@@ -87,3 +87,15 @@ def test_a_lightning_checkpoint_exports_to_a_pretrained_folder(tmp_path: Path) -
     with pytest.raises(DataFormatError, match="weights_only=True"):
         export_checkpoint(tmp_path / "evil.ckpt", tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+def test_exporting_a_missing_or_truncated_checkpoint_names_the_file(tmp_path: Path) -> None:
+    model = tiny_model(("image",))
+    torch.save({"state_dict": model.state_dict(), CHECKPOINT_KEY: {"config": model.config.to_dict()}},
+               tmp_path / "whole.ckpt")
+    (tmp_path / "cut.ckpt").write_bytes((tmp_path / "whole.ckpt").read_bytes()[:200])
+    with pytest.raises(DataFormatError, match=r"missing\.ckpt: no such checkpoint file"):
+        export_checkpoint(tmp_path / "missing.ckpt", tmp_path / "out")
+    with pytest.raises(DataFormatError, match=r"cut\.ckpt: not a PyTorch checkpoint"):
+        export_checkpoint(tmp_path / "cut.ckpt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

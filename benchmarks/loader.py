@@ -127,9 +127,9 @@ def paired_rates(dataset: MMUDataset, workers: int, rounds: int = 5) -> tuple[fl
     VMs) moves both alike."""
     loader = streaming_loader(dataset, workers, persistent=True)
     epoch_seconds(loader)
-    raw, streamed = zip(*((raw_h5py_pass(dataset), epoch_seconds(loader)) for _ in range(rounds)))
-    (raw_n, raw_seconds), (n, seconds) = (map(sum, zip(*passes)) for passes in (raw, streamed))
-    return raw_n / raw_seconds, n / seconds
+    raw_n, raw_seconds, n, seconds = np.sum([[*raw_h5py_pass(dataset), *epoch_seconds(loader)]
+                                             for _ in range(rounds)], axis=0)
+    return float(raw_n / raw_seconds), float(n / seconds)
 
 
 def _mmu_style_examples(files: list[str], limit: int):

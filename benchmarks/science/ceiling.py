@@ -45,10 +45,11 @@ def main() -> None:
     C.use_root(None, "small")
     start = time.perf_counter()
     config = C.load_config("galaxy-clip")
-    source = f"configs/science/{args.config}.yaml" if args.config else args.model
     if args.config:
+        source = f"configs/science/{args.config}.yaml"
         architecture = dict(C.load_config(args.config)["model"]["init_args"]["astrofm"])
     else:
+        source = args.model
         architecture = dict(read_config(Path(args.model))["model"])
     labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
     r2, info = supervised_r2(config, architecture, labels, args.fraction, args.minutes, args.seed, args.modality,

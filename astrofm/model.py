@@ -224,7 +224,7 @@ class AstroFM(Preprocessing, nn.Module):
             batch = self.preprocess(batch)
         parameter = next(self.parameters())
         device = parameter.device
-        batch = batch.to(device, dtype=parameter.dtype)
+        batch = batch.to(device)  # float32 inputs: encoders cast to their weights after fp32 position codes
         was_training = self.training
         self.eval()
         try:

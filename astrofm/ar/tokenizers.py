@@ -212,7 +212,7 @@ class ImagePatches(ARTokenizer):
         if pixels.shape[-2:] != (cfg.img_size, cfg.img_size):
             raise ConfigError(f"image tokenizer expects {cfg.img_size}x{cfg.img_size} images, got "
                               f"{tuple(pixels.shape[-2:])}; add a CenterCrop/Resize transform")
-        values = patchify(pixels.float(), cfg.patch_size)[:, self.order]
+        values = patchify(pixels, cfg.patch_size)[:, self.order]
         if cfg.standardize:
             mean = values.mean(dim=-1, keepdim=True)
             values = (values - mean) / values.std(dim=-1, unbiased=False, keepdim=True).clamp_min(cfg.eps)

@@ -109,7 +109,11 @@ class Batch:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
            non_blocking: bool = False) -> Batch:
-        """Move every tensor to ``device``; cast floating tensors to ``dtype`` if given."""
+        """Move every tensor to ``device``; cast floating tensors to ``dtype`` if given.
+
+        Models take float32 batches whatever the dtype of their weights (each encoder casts after its float32
+        position codes); a bf16 cast here would round wavelengths (Å) and times (days) too coarsely for them.
+        """
         def move(t: torch.Tensor) -> torch.Tensor:
             cast = dtype if dtype is not None and t.is_floating_point() else None
             return t.to(device=device, dtype=cast, non_blocking=non_blocking)

@@ -27,15 +27,17 @@ from astrofm.modalities.base import (
 from astrofm.nn import create_pool
 
 
-def image_pixels(batch: ModalityBatch, in_chans: int, zero_bad_pixels: bool) -> Tensor:
-    """``flux`` (P, C, H, W), bad pixels zeroed if asked; checks the band count."""
+def image_pixels(batch: ModalityBatch, in_chans: int, zero_bad_pixels: bool,
+                 dtype: torch.dtype = torch.float32) -> Tensor:
+    """``flux`` (P, C, H, W) as ``dtype`` (an encoder's first layer's), bad pixels zeroed if asked; checks the
+    band count."""
     flux = batch.data["flux"]
     if flux.ndim != 4 or flux.shape[1] != in_chans:
         raise ConfigError(f"image encoder expects flux (P, {in_chans}, H, W), got {tuple(flux.shape)}; "
                           "set in_chans to the number of bands (or add SelectBands)")
     if zero_bad_pixels and "mask" in batch.data:
         flux = flux * batch.data["mask"].to(flux.dtype)
-    return flux
+    return flux.to(dtype)
 
 
 @dataclass
@@ -73,7 +75,7 @@ class ViTImageEncoder(TransformerEncoder):
 
     def tokenize(self, batch: ModalityBatch) -> tuple[Tensor, Tensor | None]:
         cfg: ViTConfig = self.config  # type: ignore[assignment]
-        x = self.patch(image_pixels(batch, cfg.in_chans, cfg.zero_bad_pixels))
+        x = self.patch(image_pixels(batch, cfg.in_chans, cfg.zero_bad_pixels, self.patch.weight.dtype))
         h, w = x.shape[-2:]
         return x.flatten(2).transpose(1, 2) + self.positions(h, w), None
 
@@ -116,6 +118,7 @@ class TimmImageEncoder(ModalityEncoder):
 
     def forward(self, batch: ModalityBatch) -> EncoderOutput:
         cfg: TimmConfig = self.config  # type: ignore[assignment]
-        features = self.backbone.forward_features(image_pixels(batch, cfg.in_chans, cfg.zero_bad_pixels))
+        dtype = next(self.backbone.parameters()).dtype
+        features = self.backbone.forward_features(image_pixels(batch, cfg.in_chans, cfg.zero_bad_pixels, dtype))
         tokens = features.flatten(2).transpose(1, 2) if features.ndim == 4 else features
         return EncoderOutput(tokens, None, self.pool(tokens, None))

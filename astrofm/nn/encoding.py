@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +14,7 @@ class ContinuousEncoding(nn.Module):
 
     Periods run from ``min_period`` to ``max_period`` in the coordinate's unit
     (e.g. days for time, natural-log units for log wavelength). The sinusoids
-    are computed in float32 whatever the autocast dtype, since phases of long
+    are computed in float32 whatever the autocast dtype or the weights' dtype, since phases of long
     coordinates need the precision.
     """
 
@@ -21,8 +22,15 @@ class ContinuousEncoding(nn.Module):
         super().__init__()
         n = n_frequencies or dim // 2
         periods = torch.logspace(math.log10(min_period), math.log10(max_period), n, dtype=torch.float64)
-        self.register_buffer("angular", (2 * math.pi / periods).float(), persistent=False)
+        self._frequencies = (2 * math.pi / periods).float()  # rad per unit; the float32 master copy
+        self.register_buffer("angular", self._frequencies.clone(), persistent=False)
         self.proj = nn.Linear(2 * n, dim)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> ContinuousEncoding:
+        """``.to(device)`` moves the frequencies; ``.to(torch.bfloat16)`` or ``.half()`` does not round them."""
+        super()._apply(fn, recurse)
+        self.angular = self._frequencies.to(self.angular.device)
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         """x (...,) -> (..., dim)."""

@@ -71,7 +71,7 @@ def _image(encoder: ViTImageEncoder, batch: ModalityBatch) -> tuple[MaskTargets,
     cfg = encoder.config
     pixels = image_pixels(batch, cfg.in_chans, cfg.zero_bad_pixels)  # type: ignore[attr-defined]
     p = cfg.patch_size  # type: ignore[attr-defined]
-    values = patchify(pixels.float(), p)
+    values = patchify(pixels, p)
     grid_w = pixels.shape[-1] // p
 
     def hide(hidden: Tensor) -> ModalityBatch:

@@ -69,7 +69,7 @@ def spectrum_summary(batch: ModalityBatch, bins: int, wavelength_range: tuple[fl
 def image_summary(encoder: ViTImageEncoder, batch: ModalityBatch, grid: int) -> Summary:
     """Pixels averaged to a ``grid`` x ``grid`` map per band, flattened (bands x grid²), weight 1."""
     cfg = encoder.config
-    pixels = image_pixels(batch, cfg.in_chans, cfg.zero_bad_pixels).float()  # type: ignore[attr-defined]
+    pixels = image_pixels(batch, cfg.in_chans, cfg.zero_bad_pixels)  # type: ignore[attr-defined]
     values = F.adaptive_avg_pool2d(pixels, grid).flatten(1)
     return values, torch.ones_like(values)
 

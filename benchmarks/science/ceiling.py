@@ -6,8 +6,9 @@ or, with ``--config``, the architecture of a science config, its transforms fitt
 from scratch as a redshift regressor on 100% of the labelled train galaxies (test R² of its
 predictions): a practical ceiling for what that encoder extracts from the data at this resolution and depth,
 next to ``sim.colour_knn_z_r2`` (colours and sizes only). Writes ``runs/science/s1-ceiling/results.json``
-(``--modality spectrum``: ``s2-ceiling``) and records ``science.s1_image_supervised_ceiling_r2``
-(``science.s2_spectrum_supervised_ceiling_r2``), context for S1 and S2 with no target of its own.
+(``--modality spectrum``: ``s2-ceiling``; ``--no-record``: ``s1-ceiling-trial``) and records
+``science.s1_image_supervised_ceiling_r2`` (``science.s2_spectrum_supervised_ceiling_r2``), context for S1 and
+S2 with no target of its own.
 Run: ``python -m benchmarks.science.ceiling [--modality spectrum] [--config galaxy-clip-cnn --no-record]``.
 """
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget")
     parser.add_argument("--fraction", type=float, default=1.0, help="fraction of the train labels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator to train on (cpu, gpu, auto)")
     parser.add_argument("--modality", default="image", choices=["image", "spectrum"])
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 30 epochs, 300-1500)")
     parser.add_argument("--model", default="astrofm/hub/weights/astrofm-sim-small",
@@ -39,9 +41,12 @@ def main() -> None:
     parser.add_argument("--config", default=None,
                         help="a config of configs/science giving the architecture instead of --model (e.g. "
                              "galaxy-clip-cnn); its transforms are fitted on the train split")
-    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--no-record", action="store_true",
+                        help="a trial: record nothing, and write its results.json to runs/science/s1-ceiling-trial "
+                             "(s2-ceiling-trial) so that the recorded run's file stays")
     args = parser.parse_args()
     C.setup(args.threads)
+    C.use_accelerator(args.accelerator)
     C.use_root(None, "small")
     start = time.perf_counter()
     config = C.load_config("galaxy-clip")
@@ -56,7 +61,7 @@ def main() -> None:
                              args.steps)
     log.info("supervised %s encoder on %.0f%% of the train labels: test redshift R² %.4f (%s)", args.modality,
              100 * args.fraction, r2, info)
-    folder = "s1-ceiling" if args.modality == "image" else "s2-ceiling"
+    folder = ("s1-ceiling" if args.modality == "image" else "s2-ceiling") + ("-trial" if args.no_record else "")
     C.save_json(C.RUNS / folder / "results.json", {"r2": r2, "fraction": args.fraction, "modality": args.modality,
                                                    "model": source, **info})
     if args.no_record:

@@ -26,6 +26,8 @@ CONFIGS = REPO / "configs" / "science"
 DATA_ROOT = REPO / "data" / "sim" / "small"
 PRESET = "small"
 RUNS = REPO / "runs" / "science"
+#: Lightning accelerator that :func:`fit` trains on ("cpu", "gpu", "auto"); embeddings are computed on CPU.
+ACCELERATOR = "cpu"
 
 
 def redshift_context(modality: str, figure: str) -> tuple[str, str]:
@@ -53,6 +55,17 @@ def use_root(root: str | Path | None, preset: str = "small") -> None:
     global DATA_ROOT, PRESET
     if root is not None:
         DATA_ROOT, PRESET = Path(root), preset
+
+
+def use_accelerator(name: str) -> None:
+    """Train on another Lightning accelerator ("gpu", "auto"); the trained module comes back on CPU."""
+    global ACCELERATOR
+    ACCELERATOR = name
+
+
+def device_name() -> str:
+    """What :func:`fit` trains on, in words: the GPU's name, or "cpu"."""
+    return torch.cuda.get_device_name() if ACCELERATOR != "cpu" and torch.cuda.is_available() else "cpu"
 
 
 def data_module(config: dict[str, Any], **overrides: Any) -> AstroFMDataModule:
@@ -83,7 +96,7 @@ def fit(module: L.LightningModule, data: AstroFMDataModule, *, name: str, max_st
         best = ModelCheckpoint(dirpath=RUNS / name / "best", monitor=monitor, mode=mode, save_top_k=1,
                                save_weights_only=True)
         callbacks.append(best)
-    trainer = L.Trainer(max_steps=max_steps, max_time={"minutes": max_minutes}, accelerator="cpu",
+    trainer = L.Trainer(max_steps=max_steps, max_time={"minutes": max_minutes}, accelerator=ACCELERATOR,
                         precision=precision, gradient_clip_val=1.0, logger=CSVLogger(RUNS, name=name),
                         enable_checkpointing=best is not None, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=None if val_every else 0,
@@ -92,7 +105,8 @@ def fit(module: L.LightningModule, data: AstroFMDataModule, *, name: str, max_st
     start = time.perf_counter()
     trainer.fit(module, datamodule=data)
     wall = time.perf_counter() - start
-    info: dict[str, Any] = {"steps": int(trainer.global_step), "wall_s": round(wall, 1),
+    module.cpu()
+    info: dict[str, Any] = {"steps": int(trainer.global_step), "wall_s": round(wall, 1), "device": device_name(),
                             "final_train_loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
     if best is not None and best.best_model_path:
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]

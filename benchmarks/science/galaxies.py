@@ -139,6 +139,7 @@ def main() -> None:
                         help="CLIP optimizer steps (default: the config's; the cosine schedule spans them)")
     parser.add_argument("--supervised-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator to train on (cpu, gpu, auto)")
     parser.add_argument("--reuse", action="store_true", help="evaluate the model saved by an earlier run")
     parser.add_argument("--root", default=None, help="another simulated universe (default: data/sim/small)")
     parser.add_argument("--preset", default="small", help="its simulator preset (simulated if missing)")
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
+    C.use_accelerator(args.accelerator)
     C.use_root(args.root, args.preset)
     start = time.perf_counter()
     config = C.load_config(args.config)
@@ -161,6 +163,7 @@ def main() -> None:
         module = PretrainModule(**config["model"]["init_args"])
         train_info = C.fit(module, data, name="galaxy-clip", max_steps=args.max_steps or config["trainer"]["max_steps"],
                            max_minutes=args.minutes, seed=args.seed)
+        train_info["command"] = "python -m benchmarks.science.galaxies " + " ".join(sys.argv[1:])
         module.model.save_pretrained(model_dir)
         del data, module
     model = load_pretrained(model_dir)
@@ -207,8 +210,12 @@ def main() -> None:
     command = "python -m benchmarks.science.galaxies " + " ".join(sys.argv[1:])
     common = {"seed": args.seed, "wall_s": round(wall, 1), "clip_training": train_info, "threads": args.threads,
               "model": str(model_dir), "command": command}
+    trained = "" if "steps" not in train_info else (
+        f" (CLIP-trained {train_info['steps']} steps in {train_info['wall_s']:.0f} s on "
+        f"{train_info.get('device', 'cpu')}"
+        + (f" by {train_info['command']}" if "command" in train_info else "") + ")")
     protocol = (f"kNN k=64 distance-weighted on standardized embeddings, train -> test split, labelled galaxies; "
-                f"model {model_dir}; seed {args.seed}; wall {wall:.0f} s (evaluation {eval_wall:.0f} s)")
+                f"model {model_dir}{trained}; seed {args.seed}; wall {wall:.0f} s (evaluation {eval_wall:.0f} s)")
     record("science.s1_image_knn_z_r2", s1, target=">= 0.90", unit="R²",
            baseline=f"baselines in the same run: random init {random_r2:.3f}, pixel PCA {pca_r2:.3f}, "
                     f"supervised 10% labels {supervised:.3f}",

@@ -21,6 +21,7 @@ from astrofm.modalities import (
     register_encoder,
 )
 from astrofm.modalities.spectrum import SpectrumEncoder
+from tests.helpers.devices import CUDA, DEVICES
 from tests.helpers.synthetic import image_item
 from tests.modalities.factories import raw_samples, tiny_model
 
@@ -42,9 +43,10 @@ def test_registry_has_every_encoder_and_checks_options() -> None:
         create_encoder("spectrum", windw=10)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("modality", SEQUENCE_MODALITIES)
-def test_padding_amount_and_values_do_not_change_embeddings(modality: str) -> None:
-    model = tiny_model((modality,))
+def test_padding_amount_and_values_do_not_change_embeddings(modality: str, device: str) -> None:
+    model = tiny_model((modality,)).to(device)
     samples = raw_samples(3, modalities=(modality,), lengths=[20, 45, 60])
     batch = model.preprocess(samples)
     reference = model.embed(batch)[modality]
@@ -117,8 +119,9 @@ def test_missing_tabular_values_are_masked() -> None:
     assert mlp(mb).pooled.shape == (4, 8)
 
 
-def test_same_embedding_alone_and_in_a_batch_of_64_and_deterministic_in_eval() -> None:
-    model = tiny_model()
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_embedding_alone_and_in_a_batch_of_64_and_deterministic_in_eval(device: str) -> None:
+    model = tiny_model().to(device)
     samples = raw_samples(64, seed=3)
     full = model.embed(samples)
     alone = model.embed(samples[17:18])
@@ -204,15 +207,29 @@ def test_timm_backbone_by_name_with_band_count_channels() -> None:
         2, vit.out_dim)
 
 
-def test_bf16_autocast_runs_every_encoder() -> None:
-    model = tiny_model()
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_autocast_runs_every_encoder(device: str) -> None:
+    model = tiny_model().to(device)
     samples = raw_samples(4)
     reference = model.embed(samples)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device, dtype=torch.bfloat16):
         low = model.embed(samples)
+    weights = model.to(dtype=torch.bfloat16).embed(samples)  # bf16 weights: inputs are cast to match
     for m in reference:
         assert low[m].dtype == torch.float32 and torch.isfinite(low[m]).all()
         assert (low[m] * reference[m]).sum(-1).min() > 0.95  # cosine similarity to fp32
+        assert torch.isfinite(weights[m]).all() and (weights[m].float() * reference[m]).sum(-1).min() > 0.95
+
+
+@CUDA
+def test_cuda_embeddings_equal_cpu_embeddings() -> None:
+    model = tiny_model()
+    samples = raw_samples(16, seed=5)
+    on_cpu = model.embed(samples)
+    on_gpu = model.to("cuda").embed(samples)
+    for m, z in on_cpu.items():
+        assert on_gpu[m].device.type == "cuda"
+        torch.testing.assert_close(on_gpu[m].cpu(), z, atol=2e-3, rtol=0)  # TF32 convolutions on the GPU
 
 
 @dataclass

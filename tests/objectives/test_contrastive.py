@@ -10,19 +10,21 @@ import torch.nn.functional as F
 
 from astrofm.errors import ConfigError
 from astrofm.objectives import ContrastiveObjective, create_objective
+from tests.helpers.devices import DEVICES
 from tests.modalities.factories import raw_samples, tiny_model
 
 
 def _reference_clip(za: torch.Tensor, zb: torch.Tensor, scale: float) -> torch.Tensor:
     logits = scale * za @ zb.T
-    target = torch.arange(len(za))
+    target = torch.arange(len(za), device=za.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def test_clip_loss_equals_the_textbook_formula() -> None:
-    model = tiny_model(("image", "spectrum"))
-    batch = model.preprocess(raw_samples(6, modalities=("image", "spectrum")))
-    objective = create_objective("contrastive", model, temperature=0.1)
+@pytest.mark.parametrize("device", DEVICES)
+def test_clip_loss_equals_the_textbook_formula(device: str) -> None:
+    model = tiny_model(("image", "spectrum")).to(device)
+    batch = model.preprocess(raw_samples(6, modalities=("image", "spectrum"))).to(device)
+    objective = create_objective("contrastive", model, temperature=0.1).to(device)
     out = objective(model, batch)
     z = model(batch)
     expected = _reference_clip(z["image"].z, z["spectrum"].z, 10.0)
@@ -94,11 +96,12 @@ def test_temperature_is_learned_and_clamped() -> None:
         ContrastiveObjective(["image"])
 
 
-def test_masked_views_add_a_self_supervised_pair() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_masked_views_add_a_self_supervised_pair(device: str) -> None:
     from astrofm.objectives.contrastive import masked_views
 
-    model = tiny_model(("image", "spectrum"))
-    batch = model.preprocess(raw_samples(6, modalities=("image", "spectrum"), lengths=[64] * 6))
+    model = tiny_model(("image", "spectrum")).to(device)
+    batch = model.preprocess(raw_samples(6, modalities=("image", "spectrum"), lengths=[64] * 6)).to(device)
     torch.manual_seed(0)
     view, rest = masked_views(batch["spectrum"], 0.5, 8, hide=["log_norm"])
     hidden = batch["spectrum"].mask & ~view.mask
@@ -107,13 +110,14 @@ def test_masked_views_add_a_self_supervised_pair() -> None:
     assert 0.25 < hidden.float().mean() < 0.75
     blocks = hidden.reshape(6, 8, 8)
     assert bool(((blocks.all(dim=-1)) | (~blocks).all(dim=-1)).all())  # whole blocks are masked
-    objective = create_objective("contrastive", model, views={"spectrum": {"fraction": 0.5, "block": 8}})
+    objective = create_objective("contrastive", model, views={"spectrum": {"fraction": 0.5, "block": 8}}).to(device)
     assert objective.pairs == [("image", "spectrum"), ("spectrum", "spectrum~view")]
     out = objective(model, batch)
     out.loss.backward()
     assert torch.isfinite(out.loss) and out.metrics["pairs/spectrum-spectrum~view"] == 6
     assert objective.log_scale["spectrum__spectrum~view"].grad is not None
-    halves = create_objective("contrastive", model, views={"spectrum": {"complement": True, "block": 8}})
+    degraded_halves = {"spectrum": {"complement": True, "block": 8, "degrade": 2.0}}
+    halves = create_objective("contrastive", model, views=degraded_halves).to(device)
     assert halves.pairs[-1] == ("spectrum~view", "spectrum~rest")
     assert torch.isfinite(halves(model, batch).loss)
     with pytest.raises(ConfigError, match="invalid view"):

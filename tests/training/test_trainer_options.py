@@ -12,6 +12,7 @@ import torch
 
 from astrofm.training import AstroFMDataModule, PretrainModule
 from astrofm.training.optim import cosine_with_warmup
+from tests.helpers.devices import CUDA
 from tests.modalities.factories import tiny_config
 
 
@@ -24,21 +25,23 @@ def test_cosine_schedule_with_warmup() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("precision", "compile"), [("bf16-mixed", False), ("32-true", True)])
+@pytest.mark.parametrize(("accelerator", "precision", "compile"), [
+    ("cpu", "bf16-mixed", False), ("cpu", "32-true", True),
+    pytest.param("gpu", "bf16-mixed", False, marks=CUDA), pytest.param("gpu", "32-true", True, marks=CUDA)])
 def test_training_steps_with_precision_compile_accumulation_and_clipping(
-        synthetic_root: Path, precision: str, compile: bool) -> None:
+        synthetic_root: Path, accelerator: str, precision: str, compile: bool) -> None:
     L.seed_everything(0)
     module = PretrainModule(tiny_config(("image", "spectrum")), compile=compile,
                             optimizer={"warmup_steps": 1, "lr": 1e-2})
     before = {k: v.clone() for k, v in module.model.state_dict().items()}
     data = AstroFMDataModule(str(synthetic_root), [{"datasets": {"gal": {"path": "gal"}}}], split=None, batch_size=16)
-    trainer = L.Trainer(max_steps=2, accelerator="cpu", precision=precision, accumulate_grad_batches=2,
+    trainer = L.Trainer(max_steps=2, accelerator=accelerator, precision=precision, accumulate_grad_batches=2,
                         gradient_clip_val=0.5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=1, val_check_interval=4)
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 2 and trainer.fit_loop.epoch_loop._batches_that_stepped == 2
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     assert "val/loss" in trainer.callback_metrics
-    changed = [not torch.equal(v, before[k]) for k, v in module.model.state_dict().items()]
+    changed = [not torch.equal(v.cpu(), before[k]) for k, v in module.model.state_dict().items()]
     assert all(changed)
     assert trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[0] < 1e-2  # the cosine has started

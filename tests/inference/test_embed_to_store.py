@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 
 from astrofm.data.crossmatch import CrossMatchDataset
 from astrofm.data.dataset import MMUDataset
 from astrofm.downstream.store import EmbeddingStore
 from astrofm.inference import STATE_FILE, embed_to_store, samples_from_arrays
+from tests.helpers.devices import CUDA
 
 
 def source(root):
@@ -44,6 +48,25 @@ def test_same_vectors_whatever_batch_size_and_workers(tiny_model, galaxy_folder,
         ids_b, vec_b = stored(b, modality)
         np.testing.assert_array_equal(ids_a, ids_b)
         np.testing.assert_allclose(vec_a, vec_b, atol=1e-5)
+
+
+@pytest.mark.parametrize(("device", "dtype"), [
+    ("cpu", torch.bfloat16), pytest.param("cuda", torch.float32, marks=CUDA),
+    pytest.param("cuda", torch.bfloat16, marks=CUDA)])
+def test_a_model_on_another_device_or_dtype_fills_the_same_store(tiny_model, galaxy_folder, tmp_path, device, dtype):
+    root, _ = galaxy_folder
+    reference = embed_to_store(tiny_model, source(root), tmp_path / "fp32", batch_size=64, progress=False)
+    moved = copy.deepcopy(tiny_model).to(device, dtype)
+    out = embed_to_store(moved, source(root), tmp_path / "moved", batch_size=64, progress=False)
+    for modality in ("image", "spectrum"):
+        ids, vectors = stored(out, modality)
+        reference_ids, expected = stored(reference, modality)
+        np.testing.assert_array_equal(ids, reference_ids)
+        assert vectors.dtype == np.float32
+        if dtype == torch.float32:
+            np.testing.assert_allclose(vectors, expected, atol=2e-3)  # TF32 convolutions on the GPU
+        else:
+            assert (vectors * expected).sum(axis=1).min() > 0.98  # cosine to the float32 vectors
 
 
 def test_interrupted_run_resumes_where_it_stopped(tiny_model, galaxy_folder, tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from astrofm.data.batch import Batch
+from astrofm.errors import ConfigError
 from astrofm.model import AstroFM, AstroFMConfig, model_from_config
 from astrofm.objectives import ObjectiveOutput, create_objective
 from astrofm.objectives.distributed import local_only
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Checkpoint key of the model config (fitted transforms included) and the torch RNG state.
 CHECKPOINT_KEY = "astrofm"
+#: Trainer precisions that cast every batch tensor to 16 bits, wavelengths and times included.
+HALF_INPUT_PRECISIONS = ("16-true", "bf16-true")
 
 
 class ModelModule(L.LightningModule):
@@ -47,6 +50,11 @@ class ModelModule(L.LightningModule):
         self._rng_state: Tensor | None = None
 
     def setup(self, stage: str) -> None:
+        precision = str(self.trainer.precision)
+        if precision in HALF_INPUT_PRECISIONS:
+            raise ConfigError(f"trainer.precision {precision!r} casts every batch tensor to 16 bits, which rounds "
+                              "spectrum wavelengths to tens of Å and light-curve times to days before the encoders "
+                              "see them; use 'bf16-mixed' (or '16-mixed'), which keeps inputs in float32")
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and self.model.needs_fit:
             samples = datamodule.fit_samples()

@@ -45,3 +45,15 @@ def test_training_steps_with_precision_compile_accumulation_and_clipping(
     changed = [not torch.equal(v.cpu(), before[k]) for k, v in module.model.state_dict().items()]
     assert all(changed)
     assert trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[0] < 1e-2  # the cosine has started
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "16-true"])
+def test_half_true_precision_is_refused_before_it_rounds_wavelengths(synthetic_root: Path, precision: str) -> None:
+    from astrofm.errors import ConfigError
+
+    module = PretrainModule(tiny_config(("image", "spectrum")))
+    data = AstroFMDataModule(str(synthetic_root), [{"datasets": {"gal": {"path": "gal"}}}], split=None, batch_size=16)
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    with pytest.raises(ConfigError, match="bf16-mixed"):
+        trainer.fit(module, datamodule=data)

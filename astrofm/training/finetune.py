@@ -143,9 +143,16 @@ class FineTuneModule(ModelModule):
         loss = (terms * weight).sum() / weight.sum().clamp_min(1)
         return loss, {k: v.detach() for k, v in metrics.items()}
 
+    @torch.no_grad()
     def predict_batch(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Predicted class indices or target values (B,), and which objects could be predicted."""
-        out, valid = self(batch)
+        """Predicted class indices or target values (B,), and which objects could be predicted, on the module's
+        device (eval mode, no grad; the batch is moved there)."""
+        was_training = self.training
+        self.eval()
+        try:
+            out, valid = self(batch.to(self.device))
+        finally:
+            self.train(was_training)
         if self.task == "classification":
             return out.argmax(dim=-1), valid
         return out[:, 0].float() * self.target_std + self.target_mean, valid

@@ -12,7 +12,8 @@ import torch
 from astrofm.errors import ConfigError
 from astrofm.training import AstroFMDataModule, FineTuneModule, PretrainModule
 from astrofm.training.finetune import encode_labels
-from tests.modalities.factories import tiny_config
+from tests.helpers.devices import DEVICES
+from tests.modalities.factories import raw_samples, tiny_config, tiny_model
 
 
 def test_labels_are_encoded_without_a_python_loop_over_classes() -> None:
@@ -85,3 +86,14 @@ def test_finetune_options_are_checked() -> None:
         FineTuneModule(config, ["image"], "CLASS")
     with pytest.raises(ConfigError, match="not in the model"):
         FineTuneModule(config, ["spectrum"], "Z", task="regression")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_predictions_are_made_in_eval_mode_without_grad_on_the_module_device(device: str) -> None:
+    config = tiny_config(("image", "spectrum"), dropout=0.5)
+    module = FineTuneModule(config, ["image", "spectrum"], "Z", task="regression", target_mean=0.5, target_std=0.3)
+    module.to(device).train()
+    batch = tiny_model(("image", "spectrum")).preprocess(raw_samples(6, modalities=("image", "spectrum")))
+    values, valid = module.predict_batch(batch)  # a CPU batch, as loaders give
+    assert module.training and values.device.type == device and not values.requires_grad and bool(valid.all())
+    torch.testing.assert_close(module.predict_batch(batch)[0], values, atol=0, rtol=0)  # no dropout: eval mode

@@ -208,13 +208,13 @@ def test_timm_backbone_by_name_with_band_count_channels() -> None:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_bf16_autocast_runs_every_encoder(device: str) -> None:
+def test_bf16_autocast_and_bf16_weights_run_every_encoder(device: str) -> None:
     model = tiny_model().to(device)
     samples = raw_samples(4)
     reference = model.embed(samples)
     with torch.autocast(device, dtype=torch.bfloat16):
         low = model.embed(samples)
-    weights = model.to(dtype=torch.bfloat16).embed(samples)  # bf16 weights: inputs are cast to match
+    weights = model.to(dtype=torch.bfloat16).embed(samples)  # float32 inputs, cast by each encoder
     for m in reference:
         assert low[m].dtype == torch.float32 and torch.isfinite(low[m]).all()
         assert (low[m] * reference[m]).sum(-1).min() > 0.95  # cosine similarity to fp32

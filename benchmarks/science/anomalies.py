@@ -139,8 +139,9 @@ def main() -> None:
     wall = time.perf_counter() - start
     log.info("top-%d precision: %.3f unsupervised, %.3f after %d labels (95%% bootstrap intervals %s); %s; found per "
              "type %s", top_n, unsupervised, after, curve[-1]["n_labels"], intervals, per_population, found)
-    C.save_json(C.RUNS / "s5.json", {"unsupervised": unsupervised, "curve": curve, "populations": per_population,
-                                     "found_per_type": found, "interval_95": intervals})
+    C.save_json(C.work_file("s5.json", args.no_record), {"unsupervised": unsupervised, "curve": curve,
+                                                          "populations": per_population, "found_per_type": found,
+                                                          "interval_95": intervals})
     if args.no_record:
         return
     from benchmarks.results import record

@@ -6,7 +6,7 @@ or, with ``--config``, the architecture of a science config, its transforms fitt
 from scratch as a redshift regressor on 100% of the labelled train galaxies (test R² of its
 predictions): a practical ceiling for what that encoder extracts from the data at this resolution and depth,
 next to ``sim.colour_knn_z_r2`` (colours and sizes only). Writes ``runs/science/s1-ceiling/results.json``
-(``--modality spectrum``: ``s2-ceiling``; ``--no-record``: ``s1-ceiling-trial``) and records
+(``--modality spectrum``: ``s2-ceiling``; ``--no-record``: under ``runs/science/trials``) and records
 ``science.s1_image_supervised_ceiling_r2`` (``science.s2_spectrum_supervised_ceiling_r2``), context for S1 and
 S2 with no target of its own.
 Run: ``python -m benchmarks.science.ceiling [--modality spectrum] [--config galaxy-clip-cnn --no-record]``.
@@ -42,8 +42,7 @@ def main() -> None:
                         help="a config of configs/science giving the architecture instead of --model (e.g. "
                              "galaxy-clip-cnn); its transforms are fitted on the train split")
     parser.add_argument("--no-record", action="store_true",
-                        help="a trial: record nothing, and write its results.json to runs/science/s1-ceiling-trial "
-                             "(s2-ceiling-trial) so that the recorded run's file stays")
+                        help="a trial: record nothing; its results.json goes under runs/science/trials")
     args = parser.parse_args()
     C.setup(args.threads)
     C.use_accelerator(args.accelerator)
@@ -61,9 +60,9 @@ def main() -> None:
                              args.steps)
     log.info("supervised %s encoder on %.0f%% of the train labels: test redshift R² %.4f (%s)", args.modality,
              100 * args.fraction, r2, info)
-    folder = ("s1-ceiling" if args.modality == "image" else "s2-ceiling") + ("-trial" if args.no_record else "")
-    C.save_json(C.RUNS / folder / "results.json", {"r2": r2, "fraction": args.fraction, "modality": args.modality,
-                                                   "model": source, **info})
+    folder = "s1-ceiling" if args.modality == "image" else "s2-ceiling"
+    C.save_json(C.work_file(f"{folder}/results.json", args.no_record),
+                {"r2": r2, "fraction": args.fraction, "modality": args.modality, "model": source, **info})
     if args.no_record:
         return
     from benchmarks.results import record

@@ -189,6 +189,12 @@ def subset_manifest(path: Path, data: AstroFMDataModule, train_ids: Sequence[str
     return path
 
 
+def work_file(relative: str, trial: bool) -> Path:
+    """``runs/science/<relative>``, or ``runs/science/trials/<relative>`` for a trial (``--no-record``), so that a
+    trial never overwrites the work file of the run whose figures are recorded."""
+    return RUNS / "trials" / relative if trial else RUNS / relative
+
+
 def save_json(path: Path, values: dict[str, Any]) -> None:
     from astrofm.utils.atomic import atomic_write_text
 

@@ -170,7 +170,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     summary = {"results": results, "fit": fit, "monotone": monotone, "budget_tokens": budget, "wall_s": wall,
                "full_budget": full_budget}
-    C.save_json(C.RUNS / "s6" / "results.json", summary)
+    C.save_json(C.work_file("s6/results.json", args.no_record), summary)
     log.info("S6: monotone %s, fit %s, wall %.0f s", monotone, fit, wall)
     if args.no_record:
         return

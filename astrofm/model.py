@@ -28,7 +28,7 @@ from astrofm.data.modalities import Sample
 from astrofm.data.transforms import SampleTransform
 from astrofm.errors import ConfigError
 from astrofm.modalities import EncoderOutput, ModalityEncoder, create_encoder
-from astrofm.nn import ProjectionHead
+from astrofm.nn import ProjectionHead, eval_mode
 
 
 @dataclass
@@ -222,15 +222,10 @@ class AstroFM(Preprocessing, nn.Module):
         """
         if not isinstance(batch, Batch):
             batch = self.preprocess(batch)
-        parameter = next(self.parameters())
-        device = parameter.device
+        device = next(self.parameters()).device
         batch = batch.to(device)  # float32 inputs: encoders cast to their weights after fp32 position codes
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             embedded = self.forward(batch, modalities)
-        finally:
-            self.train(was_training)
         names = modalities or self.modalities
         return {name: embedded[name].scatter() if name in embedded
                 else torch.full((len(batch), self.embed_dim), math.nan, device=device) for name in names}

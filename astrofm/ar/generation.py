@@ -24,6 +24,7 @@ from astrofm.ar.model import ARModel
 from astrofm.ar.tokenizers import Tokens
 from astrofm.data.batch import Batch
 from astrofm.errors import ConfigError
+from astrofm.nn import eval_mode
 
 
 @dataclass
@@ -99,9 +100,7 @@ def generate(model: ARModel, batch: Batch, modality: str, prefix_tokens: int = 0
     if modality not in model.modalities or modality not in batch.modalities:
         raise ConfigError(f"cannot generate {modality!r}: the model has {list(model.modalities)}, "
                           f"the batch {list(batch.modalities)}")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         target, context, valid, start = _context(model, batch, modality, prefix_tokens)
         tokenizer = model.tokenizer(modality)
         n_rows, n_columns = target.mask.shape
@@ -129,8 +128,6 @@ def generate(model: ARModel, batch: Batch, modality: str, prefix_tokens: int = 0
             else:
                 inputs = torch.cat([inputs, new], dim=1)
                 state = _run(model, inputs, keys, None)
-    finally:
-        model.train(was_training)
     conditioned = valid.any(dim=1)
     values[~conditioned] = torch.nan
     index = batch.modalities[modality].index.to(values.device)

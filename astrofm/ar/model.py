@@ -38,7 +38,7 @@ from astrofm.data.modalities import Sample
 from astrofm.data.transforms import SampleTransform
 from astrofm.errors import ConfigError
 from astrofm.model import Preprocessing
-from astrofm.nn import Transformer, masked_mean
+from astrofm.nn import Transformer, eval_mode, masked_mean
 
 MODEL_TYPE = "ar"
 EMBED_REDUCTIONS = ("mean", "last")
@@ -326,12 +326,8 @@ class ARModel(Preprocessing, nn.Module):
             batch = self.preprocess(batch)
         device = next(self.parameters()).device
         batch = batch.to(device)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             tokens, sequence, hidden = self.hidden_states(batch)
-        finally:
-            self.train(was_training)
         out = {}
         for name in modalities or self.modalities:
             full = torch.full((len(batch), self.embed_dim), math.nan, device=device)

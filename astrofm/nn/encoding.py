@@ -34,5 +34,5 @@ class ContinuousEncoding(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x (...,) -> (..., dim)."""
-        phase = x.float()[..., None] * self.angular.float()
+        phase = x.float()[..., None] * self.angular
         return self.proj(torch.cat([phase.sin(), phase.cos()], dim=-1).to(self.proj.weight.dtype))

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from astrofm.data.batch import Batch
 from astrofm.errors import ConfigError
-from astrofm.nn import build_mlp
+from astrofm.nn import build_mlp, eval_mode
 from astrofm.training.module import ModelModule
 from astrofm.training.optim import OptimizerConfig
 
@@ -147,12 +147,8 @@ class FineTuneModule(ModelModule):
     def predict_batch(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Predicted class indices or target values (B,), and which objects could be predicted, on the module's
         device (eval mode, no grad; the batch is moved there)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             out, valid = self(batch.to(self.device))
-        finally:
-            self.train(was_training)
         if self.task == "classification":
             return out.argmax(dim=-1), valid
         return out[:, 0].float() * self.target_std + self.target_mean, valid

@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 
+from astrofm.errors import ConfigError
 from astrofm.training import AstroFMDataModule, PretrainModule
 from astrofm.training.optim import cosine_with_warmup
 from tests.helpers.devices import CUDA
@@ -49,8 +50,6 @@ def test_training_steps_with_precision_compile_accumulation_and_clipping(
 
 @pytest.mark.parametrize("precision", ["bf16-true", "16-true"])
 def test_half_true_precision_is_refused_before_it_rounds_wavelengths(synthetic_root: Path, precision: str) -> None:
-    from astrofm.errors import ConfigError
-
     module = PretrainModule(tiny_config(("image", "spectrum")))
     data = AstroFMDataModule(str(synthetic_root), [{"datasets": {"gal": {"path": "gal"}}}], split=None, batch_size=16)
     trainer = L.Trainer(max_steps=1, accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False,

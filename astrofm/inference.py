@@ -72,7 +72,9 @@ def embed_to_store(
     ``model`` is an ``AstroFM`` (or any model with ``modalities``,
     ``embed_dim``, a ``transform(sample, rng)`` and ``embed(batch, modalities)``).
     Returns the store path. The model runs in eval mode; vectors are written
-    for each object and modality it has (absent modalities are skipped).
+    for each object and modality it has (absent modalities, and a modality without any real token, e.g. a
+    spectrum whose pixels are all bad, are skipped). A run that asks for other modalities, or reads another
+    source, than the store's last run makes a new pass, which adds only the ids the store lacks.
     """
     from astrofm.downstream.store import EmbeddingStore
 
@@ -87,16 +89,21 @@ def embed_to_store(
     store = EmbeddingStore.create(store_path, model=model_name, model_version=model_version, exist_ok=True,
                                   metadata={"source": getattr(source, "name", str(source))})
     state_path = store_path / STATE_FILE
+    request = {"modalities": sorted(names), "source": getattr(source, "name", str(source))}
     done = 0
     if state_path.exists():
         saved = json.loads(state_path.read_text())
-        if saved.get("finished"):
+        if saved.get("request") != request:  # ids already stored are skipped, so a new pass adds only what is new
+            log.info("%s: stored for %s, now asked for %s; embedding from the start", store_path,
+                     saved.get("request"), request)
+        elif saved.get("finished"):
             log.info("%s: already complete (%d objects)", store_path, saved.get("objects", 0))
             store.close()
             return store_path
-        loader.load_state_dict(saved["loader"])
-        done = int(saved.get("objects", 0))
-        log.info("%s: resuming after %d objects", store_path, done)
+        else:
+            loader.load_state_dict(saved["loader"])
+            done = int(saved.get("objects", 0))
+            log.info("%s: resuming after %d objects", store_path, done)
     try:
         for name in names:
             store.add_modality(name, model.embed_dim, capacity=total or 0)
@@ -108,13 +115,14 @@ def embed_to_store(
                 for name in names:
                     if name not in batch.modalities:
                         continue
-                    present = batch.modalities[name].presence.cpu().numpy()
-                    rows = vectors[name][torch.from_numpy(present).to(vectors[name].device)]
-                    store.append(name, ids[present], rows.float().cpu().numpy(), skip_existing=True)
+                    vectors_np = vectors[name].float().cpu().numpy()
+                    present = np.isfinite(vectors_np).all(axis=1)  # the modality, with a real token of it
+                    store.append(name, ids[present], vectors_np[present], skip_existing=True)
                 done += len(batch)
-                atomic_write_text(state_path, json.dumps({"loader": loader.state_dict(), "objects": done}))
+                atomic_write_text(state_path, json.dumps({"request": request, "loader": loader.state_dict(),
+                                                          "objects": done}))
                 bar.update(len(batch))
-        atomic_write_text(state_path, json.dumps({"finished": True, "objects": done}))
+        atomic_write_text(state_path, json.dumps({"request": request, "finished": True, "objects": done}))
     finally:
         store.close()
     return store_path

@@ -91,16 +91,27 @@ class AstroFMConfig:
 
 @dataclass
 class Embedded:
-    """One modality's embeddings over the P objects that have it."""
+    """One modality's embeddings over the P objects the batch has it for.
 
-    z: Tensor  # (P, D) unit vectors
-    presence: Tensor  # (B,) bool
+    An object whose encoder output has no real token (e.g. a spectrum with every pixel bad) has a row in
+    ``z`` that means nothing; it is not :attr:`presence`, so it is neither embedded nor paired in a loss.
+    """
+
+    z: Tensor  # (P, D) unit vectors, one per row of ``rows``
+    rows: Tensor  # (B,) bool: the objects the batch has the modality for
     output: EncoderOutput
 
+    @property
+    def presence(self) -> Tensor:
+        """(B,) bool: the objects with an embedding (the modality, and at least one real token of it)."""
+        if self.output.mask is None:
+            return self.rows
+        return self.rows.masked_scatter(self.rows, self.output.mask.any(dim=1))
+
     def scatter(self, fill: float = math.nan) -> Tensor:
-        """(B, D): embeddings at present rows, ``fill`` at absent ones."""
-        full = self.z.new_full((len(self.presence), self.z.shape[-1]), fill)
-        return full.masked_scatter(self.presence[:, None], self.z)
+        """(B, D): embeddings of the present objects, ``fill`` for the others."""
+        full = self.z.new_full((len(self.rows), self.z.shape[-1]), fill)
+        return full.masked_scatter(self.rows[:, None], self.z).masked_fill(~self.presence[:, None], fill)
 
 
 P = TypeVar("P", bound="Preprocessing")

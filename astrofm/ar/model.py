@@ -317,7 +317,8 @@ class ARModel(Preprocessing, nn.Module):
     @torch.no_grad()
     def embed(self, batch: Batch | Sequence[Sample], modalities: Sequence[str] | None = None
               ) -> dict[str, Tensor]:
-        """(B, D) embeddings per modality, NaN rows for objects without it (eval mode, no grad).
+        """(B, D) embeddings per modality, NaN rows for objects without it or without a real token of it
+        (eval mode, no grad).
 
         Every modality of the batch takes part in the sequence (later modalities see earlier ones).
         Accepts a ``Batch`` (already transformed) or raw samples (preprocessed here).
@@ -341,6 +342,7 @@ class ARModel(Preprocessing, nn.Module):
                     last = (mask.long().cumsum(dim=1).argmax(dim=1))  # the last real token
                     pooled = states[torch.arange(len(states), device=device), last]
                 pooled = pooled.float()
-                full[index] = F.normalize(pooled, dim=-1) if self.config.embed_normalize else pooled
+                pooled = F.normalize(pooled, dim=-1) if self.config.embed_normalize else pooled
+                full[index] = pooled.masked_fill(~mask.any(dim=1, keepdim=True), math.nan)  # no real token
             out[name] = full
         return out

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from astrofm.data.batch import ModalityBatch
 from astrofm.errors import ConfigError
 from astrofm.modalities.image import image_pixels
-from astrofm.modalities.spectrum import spectrum_pixels, unfold_windows
+from astrofm.modalities.spectrum import spectrum_pixels, unfold_windows, window_tokens
 from astrofm.modalities.tabular import tabular_values
 from astrofm.nn import ContinuousEncoding, build_mlp
 
@@ -275,7 +275,7 @@ class SpectrumWindows(ARTokenizer):
         flux, _, wavelength, good = spectrum_pixels(batch)
         values = self.windows(flux.float())
         weight = self.windows(good.float())
-        mask = weight.amax(dim=-1) > 0
+        mask = window_tokens(good, batch.mask, self.config.window, self.stride)  # type: ignore[attr-defined]
         if self.config.position == "index":  # type: ignore[attr-defined]
             if values.shape[1] > self.position.shape[0]:
                 raise ConfigError(f"{values.shape[1]} spectrum windows, more than max_tokens={self.position.shape[0]}")

@@ -75,6 +75,22 @@ def unfold_windows(x: Tensor, window: int, stride: int) -> Tensor:
     return x.unfold(1, window, stride)
 
 
+def window_tokens(good: Tensor, real: Tensor | None, window: int, stride: int) -> Tensor:
+    """(P, T) token mask of the windows of :func:`unfold_windows`: True where a window has a good pixel
+    and is one of the windows its spectrum has on its own (``real``: (P, L) True = not padding).
+
+    With overlapping windows (stride < window) a padded batch has windows starting past the end of a
+    shorter spectrum's own last window that still hold some of its pixels; they are not its tokens, so that
+    an object's tokens never depend on the length of its neighbours in the batch.
+    """
+    mask = unfold_windows(good.float(), window, stride).amax(dim=-1) > 0
+    if real is None or stride == window:
+        return mask
+    length = real.sum(dim=1, keepdim=True)
+    own = (length - window).clamp_min(0).add(stride - 1).div(stride, rounding_mode="floor") + 1
+    return mask & (torch.arange(mask.shape[1], device=mask.device) < own)
+
+
 @register_encoder("spectrum")
 class SpectrumEncoder(TransformerEncoder):
     """Windows (unfold) -> linear embedding + log-wavelength encoding -> masked transformer -> pool."""
@@ -102,5 +118,4 @@ class SpectrumEncoder(TransformerEncoder):
         counted = (waves > 0).to(waves.dtype)
         centre = (waves * counted).sum(-1) / counted.sum(-1).clamp_min(1)
         tokens = tokens + self.wavelength(centre.clamp_min(1.0).log())
-        mask = self.windows(good.to(flux.dtype)).amax(dim=-1) > 0
-        return tokens, mask
+        return tokens, window_tokens(good, batch.mask, self.config.window, self.stride)  # type: ignore[attr-defined]

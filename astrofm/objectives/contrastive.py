@@ -36,12 +36,13 @@ from torch import Tensor, nn
 
 from astrofm.data.batch import ModalityBatch
 from astrofm.errors import ConfigError
+from astrofm.model import Embedded
 from astrofm.objectives.base import Objective, ObjectiveOutput, expand_cells, register_objective
 from astrofm.objectives.distributed import gather, gather_with_grad, rank_sizes, world
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
-    from astrofm.model import AstroFM, Embedded
+    from astrofm.model import AstroFM
 
 LOSSES = ("clip", "siglip")
 VIEW_SUFFIX, REST_SUFFIX = "~view", "~rest"
@@ -151,10 +152,10 @@ class ContrastiveObjective(Objective):
                                       options["hide"], float(options["degrade"]), float(options["tilt"]),
                                       bool(options["dihedral"]))
             parts = [(VIEW_SUFFIX, view), (REST_SUFFIX, rest)] if options["complement"] else [(VIEW_SUFFIX, view)]
-            for suffix, part in parts:
-                z = model.heads[m](model.encoders[m](part).pooled)
-                out[m + suffix] = (z.new_zeros(len(batch), z.shape[-1]).masked_scatter(part.presence[:, None], z),
-                                   part.presence)
+            for suffix, part in parts:  # a view without a real token is no pair
+                encoded = model.encoders[m](part)
+                view_embedded = Embedded(model.heads[m](encoded.pooled), part.presence, encoded)
+                out[m + suffix] = (view_embedded.scatter(0.0), view_embedded.presence)
         return out
 
     def forward(self, model: AstroFM, batch: Batch, embedded: Mapping[str, Embedded] | None = None

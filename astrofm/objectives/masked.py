@@ -39,7 +39,7 @@ from astrofm.modalities import (
     ViTImageEncoder,
 )
 from astrofm.modalities.image import image_pixels
-from astrofm.modalities.spectrum import spectrum_pixels
+from astrofm.modalities.spectrum import spectrum_pixels, window_tokens
 from astrofm.modalities.tabular import tabular_values
 from astrofm.objectives.autoregressive import REGRESSION_LOSSES, regression_loss, weighted_mean
 from astrofm.objectives.base import Objective, ObjectiveOutput, expand_cells, register_objective, zero_loss
@@ -102,7 +102,7 @@ def _spectrum(encoder: SpectrumEncoder, batch: ModalityBatch, noise_weighted: bo
             bad = bad | batch.data["mask"].bool()
         return ModalityBatch({**batch.data, "mask": bad}, batch.presence, batch.mask, batch.meta)
 
-    return MaskTargets(values, weight, weight.amax(dim=-1) > 0), hide  # ivar > 0 at every good pixel
+    return MaskTargets(values, weight, window_tokens(good, batch.mask, window, stride)), hide
 
 
 def _lightcurve(encoder: LightCurveEncoder, batch: ModalityBatch, noise_weighted: bool = False

@@ -161,10 +161,10 @@ class EmbeddingPredictionObjective(Objective):
         for source, target in self.pairs:
             if source not in embedded or target not in summaries:
                 continue
-            source_present = embedded[source].presence
+            source_rows = embedded[source].rows
             target_present, (values, weight) = summaries[target]
-            both = source_present & target_present  # (B,)
-            z = embedded[source].z[both[source_present]]
+            both = embedded[source].presence & target_present  # (B,)
+            z = embedded[source].z[both[source_rows]]
             predicted = self.decoders[_pair_key(source, target)](z)
             values, weight = values[both[target_present]], weight[both[target_present]]
             value, count = weighted_mean(regression_loss(predicted, values, self.loss, self.delta), weight)

@@ -36,14 +36,26 @@ def encode_labels(values: Tensor | list[Any], classes: Sequence[str] | None, dev
             [math.nan if v is None else float(v) for v in values], dtype=torch.float64)
         labels = labels.to(device)
         return labels.float(), torch.isfinite(labels)
-    names = np.asarray(classes, dtype=str)
+    names = np.asarray([_class_name(c) for c in classes], dtype=str)
     order = np.argsort(names)
-    raw = np.asarray(["" if v is None else str(v) for v in
-                      (values.tolist() if isinstance(values, Tensor) else values)], dtype=str)
+    raw = np.asarray([_class_name(v) for v in (values.tolist() if isinstance(values, Tensor) else values)], dtype=str)
     pos = np.clip(np.searchsorted(names[order], raw), 0, len(names) - 1)
     valid = names[order][pos] == raw
     labels = torch.from_numpy(np.where(valid, order[pos], 0)).to(device)
     return labels, torch.from_numpy(valid).to(device)
+
+
+def _class_name(value: Any) -> str:
+    """A class label as text: whole numbers without a decimal point (a numeric catalog column collates to
+    float, so class 2 arrives as 2.0), "" for a missing label."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        number = float(value)
+        if not math.isfinite(number):
+            return ""
+        return str(int(number)) if number.is_integer() else str(number)
+    return str(value)
 
 
 class FineTuneModule(ModelModule):

@@ -48,6 +48,7 @@ class ModelModule(L.LightningModule):
         self.optim = optimizer if isinstance(optimizer, OptimizerConfig) else OptimizerConfig(**(optimizer or {}))
         self.compile_model = compile
         self._rng_state: Tensor | None = None
+        self._cuda_rng_state: Tensor | None = None
 
     def setup(self, stage: str) -> None:
         precision = str(self.trainer.precision)
@@ -90,7 +91,10 @@ class ModelModule(L.LightningModule):
             torch.set_flush_denormal(True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"config": self.model.config.to_dict(), "rng": torch.get_rng_state()}
+        rng = {"rng": torch.get_rng_state()}
+        if self.device.type == "cuda":  # views and masks drawn on the GPU use its own generator
+            rng["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        checkpoint[CHECKPOINT_KEY] = {"config": self.model.config.to_dict(), **rng}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         extra = checkpoint.get(CHECKPOINT_KEY)
@@ -102,11 +106,15 @@ class ModelModule(L.LightningModule):
         self.model._transform = None
         self._bind_transform()
         self._rng_state = extra.get("rng")
+        self._cuda_rng_state = extra.get("cuda_rng")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self._rng_state is not None:  # a resumed run draws the random numbers of the uninterrupted one
             torch.set_rng_state(self._rng_state)
             self._rng_state = None
+        if self._cuda_rng_state is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(self._cuda_rng_state, self.device)
+        self._cuda_rng_state = None
 
     def log_output(self, stage: str, output: ObjectiveOutput, batch_size: int) -> None:
         on_step = stage == "train"

@@ -28,9 +28,10 @@ class Record(L.Callback):
 
 
 def fit_twelve_steps(root: Path, build: Callable[[], PretrainModule], *, save: Path | None = None,
-                     ckpt: Path | None = None, track_stream: bool = True) -> tuple[Record, PretrainModule]:
-    """Seed, build the module, and train 12 steps on ``root/gal`` (batches of 16), checkpointing every 5
-    steps into ``save`` or resuming from ``ckpt``."""
+                     ckpt: Path | None = None, track_stream: bool = True, accelerator: str = "cpu"
+                     ) -> tuple[Record, PretrainModule]:
+    """Seed, build the module, and train 12 steps on ``root/gal`` (batches of 16) on ``accelerator``,
+    checkpointing every 5 steps into ``save`` or resuming from ``ckpt``."""
     L.seed_everything(0)
     module = build()
     data = AstroFMDataModule(str(root), [{"datasets": {"gal": {"path": "gal"}}}], split=None, batch_size=16,
@@ -39,8 +40,8 @@ def fit_twelve_steps(root: Path, build: Callable[[], PretrainModule], *, save: P
     callbacks: list[L.Callback] = [record] + ([StreamResume()] if track_stream else [])
     if save is not None:
         callbacks.append(ModelCheckpoint(dirpath=save, every_n_train_steps=5, save_top_k=-1))
-    trainer = L.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_checkpointing=save is not None,
-                        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0)
+    trainer = L.Trainer(max_steps=12, accelerator=accelerator, devices=1, logger=False,
+                        enable_checkpointing=save is not None, callbacks=callbacks, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     return record, module

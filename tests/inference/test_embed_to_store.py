@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from astrofm.data.crossmatch import CrossMatchDataset
-from astrofm.data.dataset import MMUDataset
+from astrofm.data.dataset import MMUDataset, write_dataset
 from astrofm.downstream.store import EmbeddingStore
 from astrofm.inference import STATE_FILE, embed_to_store, samples_from_arrays
 from tests.helpers.devices import CUDA
+from tests.helpers.synthetic import make_samples
 
 
 def source(root):
@@ -110,3 +111,28 @@ def test_arrays_embed_like_samples(tiny_model):
     vectors = tiny_model.embed(samples)["spectrum"]
     assert vectors.shape == (3, 16)
     np.testing.assert_allclose(vectors[1].numpy(), tiny_model.embed([samples[1]])["spectrum"][0].numpy(), atol=1e-5)
+
+
+def test_a_run_asking_for_another_modality_adds_it_to_a_finished_store(tiny_model, galaxy_folder, tmp_path):
+    root, _ = galaxy_folder
+    out = embed_to_store(tiny_model, source(root), tmp_path / "s", modalities=["image"], batch_size=64,
+                         progress=False)
+    with EmbeddingStore.open(out) as store:
+        assert store.count("image") == 600 and "spectrum" not in store.modalities
+    embed_to_store(tiny_model, source(root), out, batch_size=64, progress=False)
+    reference = embed_to_store(tiny_model, source(root), tmp_path / "both", batch_size=64, progress=False)
+    for modality in ("image", "spectrum"):
+        ids_out, vectors = stored(out, modality)
+        ids_ref, expected = stored(reference, modality)
+        np.testing.assert_array_equal(ids_out, ids_ref)  # every id once: the image rows are not written twice
+        np.testing.assert_allclose(vectors, expected, atol=1e-6)
+
+
+def test_a_spectrum_without_a_good_pixel_is_not_stored(tiny_model, tmp_path):
+    samples = make_samples(12, seed=5)
+    samples[3]["spectrum"]["ivar"][:] = 0
+    write_dataset(tmp_path / "desi", [{k: v for k, v in s.items() if k != "image"} for s in samples])
+    out = embed_to_store(tiny_model, MMUDataset(tmp_path / "desi"), tmp_path / "s", progress=False)
+    ids, vectors = stored(out, "spectrum")
+    assert len(ids) == 11 and samples[3]["object_id"] not in ids.tolist()
+    assert np.isfinite(vectors).all()

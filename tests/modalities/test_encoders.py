@@ -131,6 +131,36 @@ def test_same_embedding_alone_and_in_a_batch_of_64_and_deterministic_in_eval(dev
         torch.testing.assert_close(model.embed(samples)[m], z, atol=0, rtol=0)
 
 
+def test_overlapping_windows_of_a_short_spectrum_do_not_depend_on_a_longer_neighbour() -> None:
+    from astrofm.ar import ARModel
+    from tests.ar.factories import tiny_ar_config
+
+    samples = raw_samples(2, modalities=("spectrum",), lengths=[20, 24])  # windows of 8 every 4: 4 vs 5 windows
+    model = tiny_model(("spectrum",), stride=4)
+    _, mask = model.encoder("spectrum").tokenize(model.preprocess(samples)["spectrum"])
+    assert mask.sum(dim=1).tolist() == [4, 5]  # the 5th window holds pixels 16-19 of object 0, yet is not its own
+    torch.testing.assert_close(model.embed(samples)["spectrum"][0], model.embed(samples[:1])["spectrum"][0],
+                               atol=1e-5, rtol=1e-5)
+    config = tiny_ar_config(("spectrum",))
+    config["modalities"]["spectrum"]["config"]["stride"] = 4
+    ar = ARModel.from_config(config).eval()
+    torch.testing.assert_close(ar.embed(samples)["spectrum"][0], ar.embed(samples[:1])["spectrum"][0],
+                               atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", ["astrofm", "ar"])
+def test_a_spectrum_without_a_good_pixel_has_no_embedding(make: str) -> None:
+    from tests.ar.factories import tiny_ar_model
+
+    samples = raw_samples(3, modalities=("image", "spectrum"), lengths=[20, 40, 30])
+    samples[0]["spectrum"]["ivar"][:] = 0  # every pixel bad: no real token
+    model = tiny_model(("image", "spectrum")) if make == "astrofm" else tiny_ar_model(("image", "spectrum"))
+    z = model.embed(samples)["spectrum"]
+    assert bool(torch.isnan(z[0]).all()) and bool(torch.isfinite(z[1:]).all())
+    assert bool(torch.isnan(model.embed(samples[:1])["spectrum"]).all())  # alone or in a batch
+    assert bool(torch.isfinite(model.embed(samples)["image"]).all())
+
+
 def test_spectrum_windows_equal_a_loop_and_any_grid_works() -> None:
     encoder = create_encoder("spectrum", dim=16, depth=1, heads=2, window=8, stride=4)
     x = torch.arange(30.0)[None]

@@ -58,6 +58,26 @@ def test_missing_modality_is_excluded_per_object_with_correct_gradients() -> Non
     assert all(torch.isfinite(g).all() for g in grads if g is not None)
 
 
+def test_an_object_without_a_real_token_is_no_pair() -> None:
+    model = tiny_model(("image", "spectrum"))
+    samples = raw_samples(4, modalities=("image", "spectrum"))
+    samples[0]["spectrum"]["ivar"][:] = 0  # every pixel bad: its embedding would only reflect the padding
+    batch = model.preprocess(samples)
+    out = create_objective("contrastive", model, temperature=0.1)(model, batch)
+    assert out.metrics["pairs/image-spectrum"] == 3
+    z = model(batch)
+    torch.testing.assert_close(out.loss, _reference_clip(z["image"].z[1:], z["spectrum"].z[1:], 10.0))
+
+
+def test_views_of_sequences_shorter_than_a_block_are_no_pairs() -> None:
+    model = tiny_model(("lightcurve", "spectrum"))
+    batch = model.preprocess(raw_samples(8, modalities=("lightcurve", "spectrum"), lengths=[30] * 8))
+    torch.manual_seed(0)  # blocks of 64 points: each half is either the whole curve or nothing
+    out = create_objective("contrastive", model, views={"lightcurve": {"complement": True}})(model, batch)
+    assert out.metrics["pairs/lightcurve~view-lightcurve~rest"] == 0
+    assert out.metrics["pairs/lightcurve-spectrum"] == 8 and torch.isfinite(out.loss)
+
+
 def test_a_modality_absent_from_the_whole_batch() -> None:
     model = tiny_model(("image", "spectrum", "lightcurve"))
     samples = raw_samples(5, modalities=("image", "spectrum"))

@@ -24,6 +24,14 @@ def test_labels_are_encoded_without_a_python_loop_over_classes() -> None:
     assert valid.tolist() == [True, False] and values.dtype == torch.float32
 
 
+@pytest.mark.parametrize("classes", [["0", "1", "2"], [0, 1, 2]])
+def test_integer_class_labels_match_their_classes(classes: list) -> None:
+    collated = torch.tensor([2.0, 0.0, float("nan"), 1.0, 7.0], dtype=torch.float64)  # a numeric catalog column
+    labels, valid = encode_labels(collated, classes, torch.device("cpu"))
+    assert valid.tolist() == [True, True, False, True, False]
+    assert labels[valid].tolist() == [2, 0, 1]
+
+
 def _data(root: Path) -> AstroFMDataModule:
     return AstroFMDataModule(str(root), [{"datasets": {"gal": {"path": "gal", "target_columns": ["CLASS", "Z"]}}}],
                              split=None, batch_size=32, block_size=64, buffer_size=128)

@@ -17,10 +17,10 @@ import tarfile
 import zipfile
 from collections.abc import Mapping
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from astrofm.errors import ConfigError
-from astrofm.hub.cache import is_offline, models_dir, sha256_of, url_dir
+from astrofm.hub.cache import is_offline, locked, models_dir, sha256_of, url_dir
 from astrofm.hub.download import ChecksumError, DownloadError, OfflineError, download
 from astrofm.hub.registry import RegistryEntry, find_entry
 from astrofm.utils.atomic import atomic_dir
@@ -31,59 +31,95 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 MANIFEST = "manifest.json"
 
 
-def verify_files(folder: Path, files: Mapping[str, str]) -> None:
-    """Check each file's SHA-256; raise ``ChecksumError`` naming the first mismatch."""
+def verify_files(folder: Path, files: Mapping[str, str], source: str | Path | None = None) -> None:
+    """Check each file's SHA-256; raise ``ChecksumError`` naming the first mismatch (and ``source``, if given)."""
+    where = f"{source}: " if source is not None else ""
     for name, expected in files.items():
-        path = folder / name
+        path = _inside(folder, name, source or folder)
         if not path.is_file():
-            raise DownloadError(f"{path}: missing (expected by the registry/manifest)")
+            raise DownloadError(f"{where}{path}: missing (expected by the registry/manifest)")
         actual = sha256_of(path)
         if actual != expected:
-            raise ChecksumError(f"{path}: SHA-256 mismatch, expected {expected}, got {actual}")
+            raise ChecksumError(f"{where}{path}: SHA-256 mismatch, expected {expected}, got {actual}")
+
+
+def _inside(folder: Path, name: str, source: str | Path) -> Path:
+    """``folder / name``; a name that is absolute, holds ``..`` or lies in a folder outside ``folder`` (through a
+    symlinked folder) raises ``DownloadError``. The file itself may be a symlink (the hub cache's snapshots are)."""
+    pure = PureWindowsPath(name)  # parses both / and \ separators and drive letters
+    path = folder / name
+    if pure.anchor or ".." in pure.parts or (
+            path != folder and not path.parent.resolve().is_relative_to(folder.resolve())):
+        raise DownloadError(f"{source}: file name {name!r} escapes the target folder {folder}; refused")
+    return path
+
+
+def _manifest_files(folder: Path, source: str | Path) -> dict[str, str]:
+    """The ``files`` of ``folder``'s manifest.json (empty without one); a malformed one raises ``DownloadError``."""
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        return {}
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise DownloadError(f"{source}: {manifest}: not a valid manifest ({error})") from error
+    if not isinstance(files, dict):
+        raise DownloadError(f"{source}: {manifest}: field 'files' is not a mapping of file name -> SHA-256")
+    return files
 
 
 def _fetch_folder(base_url: str, files: Mapping[str, str] | None, into: Path) -> Path:
     """Download every file of a folder URL (listed in ``files`` or in its manifest) into ``into``."""
     base = base_url if base_url.endswith("/") else base_url + "/"
     if files is None:
-        manifest = download(base + MANIFEST, into / MANIFEST, progress=False)
-        files = json.loads(manifest.read_text())["files"]
+        download(base + MANIFEST, into / MANIFEST, progress=False)
+        files = _manifest_files(into, base_url)
+    targets = {name: _inside(into, name, base_url) for name in files}  # refuse every bad name before fetching
     for name, digest in files.items():
-        download(base + name, into / name, sha256=digest)
+        download(base + name, targets[name], sha256=digest)
     return into
 
 
-def _fetch_archive(url: str, sha256: str | None, into: Path) -> Path:
-    """Download an archive, verify it, and unpack it (atomically) into ``into``."""
+def _fetch_archive(url: str, sha256: str | None, into: Path, files: Mapping[str, str] | None = None) -> Path:
+    """Download an archive, verify it, and unpack it (atomically) into ``into``.
+
+    The unpacked files are checked against ``files`` (default: the archive's manifest.json) after unpacking
+    and on every later call; a cached copy that fails is unpacked again.
+    """
     archive = download(url, into.parent / (into.name + "-" + url.rsplit("/", 1)[-1]), sha256=sha256)
     archive_digest = sha256 or sha256_of(archive)
     marker = into / ".complete"
-    if marker.exists() and marker.read_text() == archive_digest:
-        return into
-    with atomic_dir(into) as tmp:
-        if url.endswith(".zip"):
-            with zipfile.ZipFile(archive) as zf:
-                _check_members([m.filename for m in zf.infolist()], url)
-                zf.extractall(tmp)
-        else:
-            with tarfile.open(archive) as tf:
-                _check_members([m.name for m in tf.getmembers()], url)
-                if any(not (m.isfile() or m.isdir()) for m in tf.getmembers()):
-                    raise DownloadError(f"{url}: archive holds links or devices; refused")
-                tf.extractall(tmp, filter="data")
-        entries = list(tmp.iterdir())
-        if len(entries) == 1 and entries[0].is_dir():  # an archive of one folder: its content is the model
-            for item in list(entries[0].iterdir()):
-                os.replace(item, tmp / item.name)
-            entries[0].rmdir()
-        (tmp / ".complete").write_text(archive_digest)
+    with locked(into):
+        if marker.exists() and marker.read_text() == archive_digest:
+            try:
+                verify_files(into, files or _manifest_files(into, url), url)
+                return into
+            except DownloadError as error:
+                log.warning("%s; unpacking %s again", error, archive)
+        with atomic_dir(into) as tmp:
+            if url.endswith(".zip"):
+                with zipfile.ZipFile(archive) as zf:
+                    _check_members([m.filename for m in zf.infolist()], tmp, url)
+                    zf.extractall(tmp)
+            else:
+                with tarfile.open(archive) as tf:
+                    _check_members([m.name for m in tf.getmembers()], tmp, url)
+                    if any(not (m.isfile() or m.isdir()) for m in tf.getmembers()):
+                        raise DownloadError(f"{url}: archive holds links or devices; refused")
+                    tf.extractall(tmp, filter="data")
+            entries = list(tmp.iterdir())
+            if len(entries) == 1 and entries[0].is_dir():  # an archive of one folder: its content is the model
+                for item in list(entries[0].iterdir()):
+                    os.replace(item, tmp / item.name)
+                entries[0].rmdir()
+            verify_files(tmp, files or _manifest_files(tmp, url), url)
+            (tmp / ".complete").write_text(archive_digest)
     return into
 
 
-def _check_members(names: list[str], url: str) -> None:
+def _check_members(names: list[str], folder: Path, url: str) -> None:
     for name in names:
-        if name.startswith("/") or ".." in Path(name).parts:
-            raise DownloadError(f"{url}: archive member {name!r} escapes the target folder; refused")
+        _inside(folder, name, f"{url}: archive member")
 
 
 def _from_hub(repo_id: str, revision: str | None, patterns: list[str] | None = None) -> Path:
@@ -114,12 +150,12 @@ def _from_entry(entry: RegistryEntry) -> Path:
         url = source["url"]
         target = models_dir() / entry.name
         if url.endswith(ARCHIVE_SUFFIXES):
-            folder = _fetch_archive(url, source.get("sha256"), target)
+            folder = _fetch_archive(url, source.get("sha256"), target, entry.files)
         else:
             folder = _fetch_folder(url, entry.files, target)
     else:
         raise ConfigError(f"registry entry {entry.name!r} has no usable source: {source}")
-    verify_files(folder, entry.files)
+    verify_files(folder, entry.files, entry.name)
     return folder
 
 
@@ -128,9 +164,7 @@ def resolve_pretrained(source: str | Path, *, revision: str | None = None) -> Pa
     text = str(source)
     path = Path(text).expanduser()
     if path.is_dir():
-        manifest = path / MANIFEST
-        if manifest.exists():
-            verify_files(path, json.loads(manifest.read_text())["files"])
+        verify_files(path, _manifest_files(path, path))
         return path
     if text.startswith(("https://", "http://")):
         url, _, digest = text.partition("#sha256=")
@@ -138,7 +172,7 @@ def resolve_pretrained(source: str | Path, *, revision: str | None = None) -> Pa
         if url.endswith(ARCHIVE_SUFFIXES):
             return _fetch_archive(url, digest or None, target)
         folder = _fetch_folder(url, None, target)
-        verify_files(folder, json.loads((folder / MANIFEST).read_text())["files"])
+        verify_files(folder, _manifest_files(folder, url), url)
         return folder
     entry = find_entry(text)
     if entry is not None:

@@ -12,6 +12,9 @@ Any field can be overridden (``image_size=160`` gives MMU's Legacy Survey cutout
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +49,7 @@ class SimConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
     def __post_init__(self) -> None:
+        self._check_types()
         checks = [
             (self.n_galaxies >= 0 and self.n_stars >= 0, "n_galaxies and n_stars must be >= 0"),
             (self.n_galaxies + self.n_stars > 0, "at least one object is needed"),
@@ -59,12 +63,23 @@ class SimConfig:
             (0.0 < self.redshift_range[0] < self.redshift_range[1] <= 1.0, "redshift_range must be 0 < z0 < z1 <= 1"),
             (set(self.lightcurve_bands) <= {"V", "g"} and len(self.lightcurve_bands) > 0,
              "lightcurve_bands must be a non-empty subset of ('V', 'g')"),
-            (len(self.split_fractions) == 3 and abs(sum(self.split_fractions) - 1.0) < 1e-9
+            (abs(sum(self.split_fractions) - 1.0) < 1e-9
              and min(self.split_fractions) >= 0.0, "split_fractions must be three numbers >= 0 summing to 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"simulation config: {message}")
+
+    def _check_types(self) -> None:
+        """Raise ``ConfigError`` naming the first field of the wrong type; integer fields become plain ints."""
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            check, wanted = _TYPE_CHECKS[str(item.type)]
+            if not check(value):
+                raise ConfigError(f"simulation config: field {item.name!r} must be {wanted}, "
+                                  f"got {value!r} ({type(value).__name__})")
+            if item.type == "int":
+                object.__setattr__(self, item.name, int(value))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -78,6 +93,30 @@ class SimConfig:
         if unknown:
             raise ConfigError(f"simulation config: unknown option(s) {unknown}; known: {sorted(known)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def is_integer(value: Any) -> bool:
+    """True for an int or numpy integer (not a bool, not a float such as 64.0)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(count: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, tuple) and len(value) == count and all(map(_is_number, value))
+
+
+#: A field's annotation -> (its check, what it must be).
+_TYPE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (is_integer, "an integer"),
+    "float": (_is_number, "a finite number"),
+    "tuple[float, float]": (_numbers(2), "a tuple of 2 finite numbers"),
+    "tuple[float, float, float]": (_numbers(3), "a tuple of 3 finite numbers"),
+    "tuple[str, ...]": (lambda value: isinstance(value, tuple) and all(isinstance(v, str) for v in value),
+                        "a tuple of strings"),
+}
 
 
 PRESETS: dict[str, SimConfig] = {

@@ -2,7 +2,8 @@
 
 ``<root>/simulation.json`` records the format, preset, seed and config and a
 ``complete`` flag. A run resumes an unfinished simulation of the same seed
-and config (finished units are kept); a finished one is returned untouched;
+and config (finished units are kept, temporary files of interrupted writes
+are deleted); a finished one is returned untouched;
 a root holding another simulation is refused, never overwritten.
 """
 
@@ -20,10 +21,10 @@ from typing import Any
 from astrofm._version import __version__
 from astrofm.errors import ConfigError
 from astrofm.sim import splits as split_manifest
-from astrofm.sim.config import SimConfig, make_config
+from astrofm.sim.config import SimConfig, is_integer, make_config
 from astrofm.sim.truth import TRUTH_DIR, load_anomalies, load_truth, merge_parts, part_path
 from astrofm.sim.units import DATASETS, Unit, plan, run_unit
-from astrofm.utils.atomic import atomic_write_text
+from astrofm.utils.atomic import atomic_write_text, remove_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,11 @@ def simulate(root: str | Path, preset: str = "tiny", seed: int = 0, *, workers: 
     from tqdm.auto import tqdm
 
     root = Path(root)
-    config = make_config(preset, **overrides)
+    if not is_integer(seed) or seed < 0:
+        raise ConfigError(f"simulation config: field 'seed' must be an integer >= 0, "
+                          f"got {seed!r} ({type(seed).__name__})")
     seed = int(seed)
+    config = make_config(preset, **overrides)
     existing = _read_manifest(root)
     if existing is not None:
         if existing["seed"] != seed or SimConfig.from_dict(existing["config"]) != config:
@@ -123,6 +127,8 @@ def simulate(root: str | Path, preset: str = "tiny", seed: int = 0, *, workers: 
         if existing["complete"]:
             log.info("simulation at %s is complete", root)
             return SimulatedUniverse(root, existing["preset"], seed, config)
+        for stale in remove_temp_files(root):  # left by writes that the interruption cut short
+            log.info("removed the temporary file %s of an interrupted write", stale)
     elif root.exists() and any(root.iterdir()):
         raise ConfigError(f"{root} is not empty and holds no simulation; choose an empty --root")
     units = plan(config, seed)

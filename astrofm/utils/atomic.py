@@ -7,10 +7,16 @@ previous version of the file intact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+#: The name :func:`atomic_path` gives its temporary file with a ``.tmp`` suffix (``mkstemp``: 8 random chars).
+_TEMP_FILE = re.compile(r"\.(.+)\.[a-z0-9_]{8}(\.[^.]+)?\.tmp")
 
 
 @contextlib.contextmanager
@@ -45,10 +51,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (folder or absent).
 
     Files get the usual permissions for the umask (temporary folders and some writers use 0700/0600).
-    On any exception the temporary folder is removed and ``path`` is untouched.
+    On any exception the temporary folder is removed and ``path`` is left as it was (an old folder that
+    was moved aside is put back). Not fully atomic for readers: POSIX cannot swap a non-empty folder in
+    one rename, so the old folder is moved aside first and ``path`` is missing until the new one is
+    renamed in. Concurrent writers do not fail: the last one to finish wins.
     """
-    import shutil
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -58,17 +65,39 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         for item in tmp.rglob("*"):
             os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
         os.chmod(tmp, 0o777 & ~mask)
-        if path.exists():
-            backup = path.with_name(f".{path.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(path, backup)
-            os.replace(tmp, path)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        _move_dir_into_place(tmp, path)
         _fsync_dir(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_dir_into_place(tmp: Path, path: Path) -> None:
+    """Rename folder ``tmp`` to ``path``; an existing ``path`` is moved aside, then deleted or put back on failure."""
+    backup = tmp.with_name(tmp.name + ".old")  # unique to this writer, like ``tmp``
+    while True:
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, backup)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):  # another writer put its folder there meanwhile
+                shutil.rmtree(backup, ignore_errors=True)
+                continue
+            if backup.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(backup, path)
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+        return
+
+
+def remove_temp_files(root: str | Path) -> list[Path]:
+    """Delete the temporary files that interrupted :func:`atomic_path` writes with a ``.tmp`` suffix left
+    under ``root`` (``.<name>.<8 random chars>[.<ext>].tmp``); return them. Other files are never touched."""
+    stale = [p for p in Path(root).rglob(".*.tmp") if _TEMP_FILE.fullmatch(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -90,3 +90,39 @@ def test_cli_writes_a_universe(tmp_path, capsys):
     for folder in ("legacysurvey/dr10_south_21", "desi/dr1_main", "asassn/variables", "gaia/dr3", "lamost/dr8"):
         assert list((root / folder).glob("healpix=*/001-of-001.hdf5"))
     assert (root / "truth" / "galaxies.hdf5").exists() and (root / "splits.json").exists()
+
+
+def test_resume_deletes_temporary_files_of_interrupted_writes(tmp_path, monkeypatch):
+    """A run killed mid-write leaves ``.<name>.<random>[.ext].tmp`` files; the resumed tree equals a fresh one."""
+    from astrofm.sim import pipeline
+
+    tiny = {"n_galaxies": 20, "n_stars": 20, "galaxies_per_shard": 10, "stars_per_shard": 10, "image_size": 16}
+    simulate(tmp_path / "fresh", preset="tiny", seed=4, progress=False, **tiny)
+    root = tmp_path / "resumed"
+    real_run_unit = pipeline.run_unit
+    done: list[int] = []
+
+    def interrupted(*args, **kwargs):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        return real_run_unit(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_unit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(root, preset="tiny", seed=4, progress=False, **tiny)
+    monkeypatch.setattr(pipeline, "run_unit", real_run_unit)
+    shard = next(root.rglob("001-of-001.hdf5"))
+    left = [shard.with_name(".001-of-001.hdf5.k4x_9q2z.hdf5.tmp"), root / ".simulation.json.ab12cd34.tmp"]
+    for path in left:  # what a SIGKILL during atomic_path writes leaves behind
+        path.write_bytes(b"half written")
+    (root / ".notes.tmp").write_text("not ours")
+    simulate(root, preset="tiny", seed=4, progress=False, **tiny)
+
+    def tree(base: Path) -> dict[str, str]:
+        return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(base.rglob("*")) if p.is_file()}
+
+    assert (root / ".notes.tmp").read_text() == "not ours", "files not named like our temporary files are kept"
+    (root / ".notes.tmp").unlink()
+    assert tree(root) == tree(tmp_path / "fresh")

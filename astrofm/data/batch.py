@@ -182,7 +182,9 @@ class _Plan:
         self.items: list[_Planned] = []
 
     def add(self, shape: tuple[int, ...], dtype: np.dtype, fill: Callable[[np.ndarray], None]) -> int:
-        self.items.append(_Planned(tuple(int(d) for d in shape), np.dtype(dtype), fill))
+        """Plan a tensor; its dtype is ``dtype`` in native byte order (filling it swaps the bytes of big-endian
+        FITS columns, which torch cannot hold)."""
+        self.items.append(_Planned(tuple(int(d) for d in shape), np.dtype(dtype).newbyteorder("="), fill))
         return len(self.items) - 1
 
     def realize(self, board: ReleaseBoard | None) -> tuple[list[torch.Tensor], Arena]:

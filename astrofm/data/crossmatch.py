@@ -5,7 +5,8 @@ nearest neighbour within the radius (astropy ``SkyCoord`` matching). Unlike
 MMU's own join, pairs across healpix borders are kept. The first dataset is
 the reference; each further dataset is matched against the catalog built so
 far. An inner join keeps objects present in every dataset; an outer join
-keeps all objects, with the datasets they lack marked absent.
+keeps all objects, with the datasets they lack marked absent. Cross-match ids
+are unique: an object without the reference is named ``<dataset>:<id>``.
 
 The result is saved beside the data (Parquet, with the inputs' signature in
 its metadata) and reused while the inputs are unchanged.
@@ -32,17 +33,19 @@ from astrofm.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: ids of rows without the reference are qualified "<name>:<id>"
 
 
 @dataclass
 class CrossMatch:
     """A multimodal catalog: one row per matched object.
 
-    Columns: ``object_id`` (the first present dataset's id), ``ra``, ``dec``
-    [deg] (of the first present dataset), and per dataset ``<name>`` (present,
-    bool), ``<name>_object_id`` ("" if absent), ``<name>_idx`` (row in that
-    dataset's catalog, -1 if absent), ``<name>_sep_arcsec`` (NaN if absent).
+    Columns: ``object_id`` (unique: the reference (first) dataset's id; for
+    rows without the reference, ``<name>:<id>`` of the first dataset present,
+    since surveys may number objects alike), ``ra``, ``dec`` [deg] (of the
+    first present dataset), and per dataset ``<name>`` (present, bool),
+    ``<name>_object_id`` ("" if absent), ``<name>_idx`` (row in that dataset's
+    catalog, -1 if absent), ``<name>_sep_arcsec`` (NaN if absent).
     """
 
     names: list[str]
@@ -154,7 +157,7 @@ def crossmatch(datasets: Mapping[str, MMUDataset], *, radius_arcsec: float = 1.0
         ids = np.full(len(rows), "", dtype=object)
         ids[present] = catalogs[name].object_id[rows[present]]
         fill = (object_id == "") & present
-        object_id[fill] = ids[fill]
+        object_id[fill] = ids[fill] if name == names[0] else f"{name}:" + ids[fill]
         columns[name] = present
         columns[f"{name}_object_id"] = ids.astype(str)
         columns[f"{name}_idx"] = rows
@@ -200,8 +203,9 @@ def load_or_crossmatch(datasets: Mapping[str, MMUDataset], *, radius_arcsec: flo
         except DataFormatError as error:
             log.warning("ignoring unreadable cross-match %s: %s", path, error)
         else:
-            if (meta.get("signature", {}).get("sha256") == sig["sha256"] and meta["radius_arcsec"] == radius_arcsec
-                    and meta["how"] == how and meta["names"] == list(datasets)):
+            if (meta.get("format") == _FORMAT_VERSION and meta.get("signature", {}).get("sha256") == sig["sha256"]
+                    and meta["radius_arcsec"] == radius_arcsec and meta["how"] == how
+                    and meta["names"] == list(datasets)):
                 log.info("reusing cross-match %s", path)
                 return cached
     result = crossmatch(datasets, radius_arcsec=radius_arcsec, how=how)
@@ -288,20 +292,34 @@ class CrossMatchDataset:
             yield from self.read_block(ref)
 
     @cached_property
-    def _id_index(self) -> dict[str, int]:
+    def _id_index(self) -> tuple[dict[str, int], set[str]]:
+        """(row of each id that names one row, bare member ids that name several rows)."""
         cols = self.match.columns
         index: dict[str, int] = {}
-        for name in reversed(list(self.datasets)):
-            index.update({oid: i for i, oid in enumerate(cols[f"{name}_object_id"]) if oid})
+        ambiguous: set[str] = set()
+        for name in self.datasets:
+            for i, oid in enumerate(cols[f"{name}_object_id"]):
+                if oid:
+                    index[f"{name}:{oid}"] = i
+                    if index.setdefault(oid, i) != i:
+                        ambiguous.add(oid)
+        for oid in ambiguous:
+            del index[oid]
         index.update({oid: i for i, oid in enumerate(cols["object_id"])})
-        return index
+        return index, ambiguous
 
     def get(self, object_id: str | int) -> Sample:
-        """The sample of one object, by its cross-match id or its id in any member dataset."""
+        """The sample of one object, by its cross-match id (first), ``<dataset>:<id>``, or a member dataset's bare
+        id if that id names one row only."""
         key = object_id_str(object_id)
-        if key not in self._id_index:
+        index, ambiguous = self._id_index
+        if key not in index:
+            if key in ambiguous:
+                raise DataFormatError(None, f"ambiguous id in cross-match {self.name}", object_id=key,
+                                      field="object_id", expected="a cross-match id or '<dataset>:<id>'",
+                                      found="the id of objects in several datasets")
             raise DataFormatError(None, f"object not in cross-match {self.name}", object_id=key, field="object_id")
-        return self._read(np.array([self._id_index[key]]))[0]
+        return self._read(np.array([index[key]]))[0]
 
     def __repr__(self) -> str:
         return f"CrossMatchDataset({self.name!r}, objects={len(self)}, how={self.match.how!r})"

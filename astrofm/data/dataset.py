@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +17,8 @@ from astrofm.data.modalities import ARRAY_MODALITIES, DataModality, Sample, Tabu
 from astrofm.data.schema import DEC, HEALPIX, OBJECT_ID, RA, object_id_str
 from astrofm.data.shard import Shard, write_shard
 from astrofm.errors import DataFormatError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class MMUDataset:
     path:
         Folder of ``healpix=<N>/*.hdf5`` shards (searched recursively) or one file.
     modalities:
-        Array modalities to read (default: every one found in the shards).
+        Array modalities to read (default: every one found in any shard). Objects of a shard that lacks a
+        modality have no such key in their samples (absent in batches' ``presence``).
     tabular_columns:
         Catalog columns gathered into the ``tabular`` modality (none by default).
     target_columns:
@@ -90,7 +94,7 @@ class MMUDataset:
                                   found="none")
         self.name = name or (self.path.stem if self.path.is_file() else self.path.name)
         self.shards = [Shard(f) for f in files]
-        found = set.intersection(*(set(s.modalities) for s in self.shards))
+        found = {m for s in self.shards for m in s.modalities}
         if modalities is None:
             chosen = [m for m in ARRAY_MODALITIES if m in found]
         else:
@@ -99,23 +103,24 @@ class MMUDataset:
                 if m not in ARRAY_MODALITIES:
                     raise DataFormatError(self.path, "unknown modality", field=m,
                                           expected=sorted(ARRAY_MODALITIES), found=m)
-                missing = [s.path for s in self.shards if m not in s.modalities]
-                if missing:
-                    raise DataFormatError(missing[0], "modality not in shard", field=ARRAY_MODALITIES[m].schema.marker,
-                                          expected=f"modality '{m}'", found=sorted(self.shards[0].modalities))
+                if m not in found:
+                    raise DataFormatError(self.path, "modality in no shard", field=ARRAY_MODALITIES[m].schema.marker,
+                                          expected=f"modality '{m}'", found=sorted(found))
+        for m in chosen:
+            lacking = [s.path for s in self.shards if m not in s.modalities]
+            if lacking:
+                log.info("%s: modality '%s' is absent from %d of %d shards (%s%s); their objects have none",
+                         self.name, m, len(lacking), len(self.shards), lacking[0], ", ..." if len(lacking) > 1 else "")
         self.plugins: dict[str, DataModality] = {m: ARRAY_MODALITIES[m] for m in chosen}
         if tabular_columns:
             self.plugins["tabular"] = TabularModality(tabular_columns)
         self.target_columns = tuple(target_columns)
+        tabular = self.plugins.get("tabular")
         for shard in self.shards:
             available = shard.catalog_columns()
-            for plugin in self.plugins.values():
-                if isinstance(plugin, TabularModality):
-                    try:
-                        plugin.columns(available)
-                    except DataFormatError as error:
-                        raise DataFormatError(shard.path, error.problem, field=error.field,
-                                              expected=error.expected, found=error.found) from None
+            if isinstance(tabular, TabularModality):
+                layout = {c: (shard.columns[c].shape, shard.columns[c].dtype) for c in available}
+                tabular.validate_layout(shard.path, layout, shard.n_objects)
             for target in self.target_columns:
                 if target not in available:
                     raise DataFormatError(shard.path, "target column not in shard", field=target,
@@ -131,8 +136,12 @@ class MMUDataset:
         return int(self._offsets[-1])
 
     def dims(self, modality: str) -> dict[str, int]:
-        """Symbolic dimensions of a modality in the first shard (e.g. B, H, W)."""
-        return dict(self.shards[0].modalities[modality])
+        """Symbolic dimensions of a modality in the first shard that holds it (e.g. B, H, W)."""
+        for shard in self.shards:
+            if modality in shard.modalities:
+                return dict(shard.modalities[modality])
+        raise DataFormatError(self.path, "modality in no shard", field=modality, expected=f"modality '{modality}'",
+                              found=sorted(self.modalities))
 
     def blocks(self, block_size: int) -> list[BlockRef]:
         """The rows of every shard cut into contiguous blocks of at most ``block_size``."""
@@ -143,11 +152,16 @@ class MMUDataset:
         return refs
 
     # -- reading ----------------------------------------------------------------------------------
+    def _plugins_of(self, shard: Shard) -> dict[str, DataModality]:
+        """The modalities read from ``shard``: the array modalities it holds, and tabular."""
+        return {name: plugin for name, plugin in self.plugins.items()
+                if name in shard.modalities or isinstance(plugin, TabularModality)}
+
     def _columns_for(self, shard: Shard) -> list[str]:
         available = list(shard.columns)
         cols = [OBJECT_ID]
         cols += [c for c in (RA, DEC) if shard._names[c] is not None]
-        for plugin in self.plugins.values():
+        for plugin in self._plugins_of(shard).values():
             cols += plugin.columns(shard.catalog_columns() if isinstance(plugin, TabularModality) else available)
         cols += list(self.target_columns)
         return list(dict.fromkeys(cols))
@@ -159,7 +173,7 @@ class MMUDataset:
             for i, s in enumerate(samples):
                 s["ra"] = float(block[RA][i])
                 s["dec"] = float(block[DEC][i])
-        for name, plugin in self.plugins.items():
+        for name, plugin in self._plugins_of(shard).items():
             for s, item in zip(samples, plugin.to_samples(block, n)):
                 s[name] = item
         if self.target_columns:
@@ -188,10 +202,10 @@ class MMUDataset:
     def read_block_columns(self, ref: BlockRef, *, check: bool = True) -> ColumnBlock:
         """One contiguous block of rows in columnar form (fields view the block; no per-object dicts); values
         checked unless ``check`` is False."""
-        _, block = self._read(ref, check)
+        shard, block = self._read(ref, check)
         n = len(block[OBJECT_ID])
         return ColumnBlock(self._object_ids(block),
-                           {name: plugin.block_fields(block, n) for name, plugin in self.plugins.items()},
+                           {name: plugin.block_fields(block, n) for name, plugin in self._plugins_of(shard).items()},
                            self._targets(block))
 
     def read_block(self, ref: BlockRef) -> list[Sample]:
@@ -284,8 +298,11 @@ def write_dataset(
 ) -> list[Path]:
     """Write samples as an MMU dataset folder, one shard per healpix pixel.
 
-    ``catalog`` holds extra per-object columns (same order as ``samples``),
-    written with their names. Each shard is written atomically.
+    Writes ``modalities`` (default: every array modality of any sample) and, with ``tabular_columns``, the
+    samples' ``tabular`` values. A shard has one row per object in every column, so within one healpix pixel
+    either every object has a modality or none does (that shard then lacks it; its objects read back without
+    it); a mix raises ``DataFormatError`` naming the first object that lacks it. ``catalog`` holds extra
+    per-object columns (same order as ``samples``), written with their names. Each shard is written atomically.
     """
     if not samples:
         raise DataFormatError(root, "no samples to write")
@@ -293,19 +310,29 @@ def write_dataset(
     ra = np.array([s["ra"] for s in samples], np.float64)
     dec = np.array([s["dec"] for s in samples], np.float64)
     pixels = healpix_index(ra, dec)
-    names = list(modalities) if modalities is not None else [m for m in ARRAY_MODALITIES if m in samples[0]]
+    names = list(modalities) if modalities is not None else [m for m in ARRAY_MODALITIES
+                                                              if any(m in s for s in samples)]
+    plugins: dict[str, DataModality] = {m: ARRAY_MODALITIES[m] for m in names}
+    if tabular_columns:
+        plugins["tabular"] = TabularModality(tabular_columns)
     paths = []
     for pixel in np.unique(pixels):
         rows = np.flatnonzero(pixels == pixel)
+        path = shard_path(root, int(pixel))
         columns: dict[str, Any] = {OBJECT_ID: _id_column(ids[rows]), RA: ra[rows], DEC: dec[rows],
                                    HEALPIX: pixels[rows]}
-        for name in names:
-            columns.update(ARRAY_MODALITIES[name].to_columns([samples[i][name] for i in rows]))
-        if tabular_columns:
-            columns.update(TabularModality(tabular_columns).to_columns([samples[i]["tabular"] for i in rows]))
+        for name, plugin in plugins.items():
+            lacking = [i for i in rows if name not in samples[i]]
+            if len(lacking) == len(rows):
+                continue
+            if lacking:
+                raise DataFormatError(path, "objects of one shard (healpix pixel) must all have a modality or all "
+                                      "lack it", object_id=str(samples[lacking[0]]["object_id"]), field=name,
+                                      expected=f"'{name}' as in the pixel's other objects", found="no such modality")
+            columns.update(plugin.to_columns([samples[i][name] for i in rows]))
         for key, values in (catalog or {}).items():
             columns[key] = np.asarray(values)[rows]
-        paths.append(write_shard(shard_path(root, int(pixel)), columns, compression=compression))
+        paths.append(write_shard(path, columns, compression=compression))
     return paths
 
 

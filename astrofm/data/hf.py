@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from astrofm.data.dataset import BlockRef, MMUDataset
-from astrofm.data.modalities import ARRAY_MODALITIES, Sample, TabularModality
+from astrofm.data.modalities import ARRAY_MODALITIES, LightCurveModality, Sample, TabularModality
 from astrofm.data.schema import object_id_str
 from astrofm.errors import DataFormatError
 from astrofm.utils.atomic import atomic_path
@@ -59,8 +59,8 @@ def sample_to_example(sample: Sample, source: MMUDataset) -> dict[str, Any]:
     for name, plugin in source.plugins.items():
         if isinstance(plugin, TabularModality):
             example.update({c: float(v) for c, v in zip(plugin.column_names, sample[name]["values"])})
-        else:
-            example[name] = plugin.to_hf(sample[name])
+        else:  # None: the object lacks this modality
+            example[name] = plugin.to_hf(sample[name]) if name in sample else None
     example.update(sample.get("targets", {}))
     return example
 
@@ -148,6 +148,8 @@ class HFDataset:
                 raise DataFormatError(location, "modality not in dataset features", field=m,
                                       expected=f"feature '{m}'", found=sorted(self.features))
         self.plugins: dict[str, Any] = {m: ARRAY_MODALITIES[m] for m in chosen}
+        if "lightcurve" in self.plugins:
+            self.plugins["lightcurve"] = LightCurveModality(self._lightcurve_bands())
         if tabular_columns:
             missing = [c for c in tabular_columns if c not in self.features]
             if missing:
@@ -197,6 +199,29 @@ class HFDataset:
         except Exception as error:  # pyarrow and fsspec raise many types for missing/corrupt files
             raise DataFormatError(file, "not a readable Parquet file",
                                   found=f"{type(error).__name__}: {error}") from error
+
+    def _lightcurve_bands(self) -> list[str]:
+        """Every light-curve band name of the dataset, in order of first appearance file by file: the list that
+        band indices point into, the same for every object (read from the band strings alone, once at open)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names: dict[str, None] = {}
+        for f in self.files:
+            with self._parquet(f) as parquet:
+                paths = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+                leaf = next((p for p in paths if p.split(".")[0] == "lightcurve" and "band" in p.split(".")[1:]),
+                            None)
+                if leaf is None:
+                    raise DataFormatError(f, "light-curve feature without band names", field="lightcurve.band",
+                                          expected="a string field 'band'", found=[p for p in paths
+                                                                                   if p.startswith("lightcurve.")])
+                values = parquet.read(columns=[leaf]).column(0).combine_chunks()
+            while pa.types.is_struct(values.type) or pa.types.is_list(values.type) or pa.types.is_large_list(
+                    values.type) or pa.types.is_fixed_size_list(values.type):  # down to the band strings
+                values = values.flatten()[0] if pa.types.is_struct(values.type) else values.flatten()
+            names.update(dict.fromkeys(str(b) for b in pc.unique(values).to_pylist() if b is not None))
+        return list(names)
 
     @property
     def modalities(self) -> tuple[str, ...]:

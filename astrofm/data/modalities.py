@@ -32,7 +32,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from astrofm.data.schema import IMAGE_SCHEMA, LIGHTCURVE_SCHEMA, SCHEMAS, SPECTRUM_SCHEMA, ModalitySchema
+from astrofm.data.schema import (
+    IMAGE_SCHEMA,
+    LIGHTCURVE_SCHEMA,
+    SCHEMAS,
+    SPECTRUM_SCHEMA,
+    ModalitySchema,
+    dtype_code,
+)
 from astrofm.errors import DataFormatError
 
 Sample = dict[str, Any]
@@ -40,6 +47,11 @@ Sample = dict[str, Any]
 
 def _decode(values: np.ndarray) -> list[str]:
     return [v.decode("utf-8").strip("\x00") if isinstance(v, bytes | np.bytes_) else str(v) for v in values]
+
+
+def _encode_bands(rows: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per-row band names as UTF-8 fixed-length bytes, as long as the longest encoded name (never truncated)."""
+    return np.char.encode(np.array(rows, dtype=str), "utf-8")
 
 
 def _band_names(bands: np.ndarray | None, n: int, n_bands: int) -> list[list[str]]:
@@ -126,7 +138,7 @@ class ImageModality(DataModality):
             "image_array": np.stack([it["flux"] for it in items]).astype(np.float32),
             "image_ivar": np.stack([it["ivar"] for it in items]).astype(np.float32),
             "image_mask": masks[:, 0] if shared else masks,
-            "image_band": np.array([[b.encode() for b in it["band"]] for it in items], dtype="S5"),
+            "image_band": _encode_bands([list(it["band"]) for it in items]),
             "image_psf_fwhm": np.stack([it["psf_fwhm"] for it in items]).astype(np.float32),
             "image_scale": np.stack([it["scale"] for it in items]).astype(np.float32),
         }
@@ -201,10 +213,16 @@ class SpectrumModality(DataModality):
 
 
 class LightCurveModality(DataModality):
+    """Light curves; ``band_names``: the dataset's bands in index order, which ``from_hf`` maps the hub schema's
+    band strings through (None: each object's own bands in order of appearance, only right for a lone object)."""
+
     name = "lightcurve"
     schema = LIGHTCURVE_SCHEMA
     sequence_field = "time"
     columnar = False  # padding is dropped: every curve has its own length
+
+    def __init__(self, band_names: Sequence[str] | None = None) -> None:
+        self.band_names = None if band_names is None else list(band_names)
 
     def to_samples(self, block: Mapping[str, np.ndarray], n: int) -> list[dict[str, Any]]:
         curves = block["lightcurve"]  # (n, B, 3, L)
@@ -237,8 +255,7 @@ class LightCurveModality(DataModality):
                 order = idx[np.argsort(np.asarray(it["time"])[idx], kind="stable")]
                 for k, key in enumerate(("time", "flux", "flux_err")):
                     curves[i, b, k, : len(order)] = np.asarray(it[key], np.float64)[order]
-        band_col = np.array([[b.encode() for b in names]] * len(items), dtype=f"S{max(map(len, names))}")
-        return {"lightcurve": curves, "lightcurve_band": band_col}
+        return {"lightcurve": curves, "lightcurve_band": _encode_bands([names] * len(items))}
 
     def hf_feature(self, dims: Mapping[str, int]) -> Any:
         from datasets import Sequence, Value
@@ -254,11 +271,15 @@ class LightCurveModality(DataModality):
     def from_hf(self, value: Any) -> dict[str, Any]:
         value = _columns_of(value)
         band_str = [str(b) for b in value["band"]]
-        names = list(dict.fromkeys(band_str))
+        names = list(dict.fromkeys(band_str)) if self.band_names is None else self.band_names
         lookup = {b: i for i, b in enumerate(names)}
+        unknown = next((b for b in band_str if b not in lookup), None)
+        if unknown is not None:
+            raise DataFormatError(None, "light-curve band not in the dataset's band list", field="lightcurve.band",
+                                  expected=names, found=unknown)
         return {"time": np.asarray(value["time"], np.float64), "flux": np.asarray(value["flux"], np.float64),
                 "flux_err": np.asarray(value["flux_err"], np.float64),
-                "band": np.array([lookup[b] for b in band_str], np.int64), "band_names": names}
+                "band": np.array([lookup[b] for b in band_str], np.int64), "band_names": list(names)}
 
 
 class TabularModality(DataModality):
@@ -273,11 +294,22 @@ class TabularModality(DataModality):
         self.column_names = tuple(columns)
 
     def columns(self, available: Sequence[str]) -> list[str]:
-        missing = [c for c in self.column_names if c not in available]
-        if missing:
-            raise DataFormatError(None, "tabular columns not in dataset", field=missing[0],
-                                  expected="catalog columns", found=f"available {sorted(available)[:20]}")
+        """The tabular columns (``validate_layout`` has checked that each shard has them)."""
         return list(self.column_names)
+
+    def validate_layout(self, file: object, layout: Mapping[str, tuple[tuple[int, ...], np.dtype]],
+                        n_objects: int) -> None:
+        """Check that each column is among a shard's catalog columns ``layout`` (name -> (shape, dtype)) and holds
+        one number or bool per object."""
+        for name in self.column_names:
+            if name not in layout:
+                raise DataFormatError(file, "tabular column not in shard", field=name, expected="a catalog column",
+                                      found=f"available {sorted(layout)[:20]}")
+            shape, dtype = layout[name]
+            if shape != (n_objects,) or dtype.kind not in "biuf":
+                raise DataFormatError(file, "a tabular column must hold one number or bool per object", field=name,
+                                      expected=f"shape ({n_objects},), numeric or bool dtype",
+                                      found=f"shape {shape}, dtype {dtype_code(dtype)}")
 
     def block_fields(self, block: Mapping[str, np.ndarray], n: int) -> dict[str, Any]:
         values = np.stack([np.asarray(block[c][:n], dtype=np.float64) for c in self.column_names], axis=1)
@@ -312,7 +344,7 @@ def _columns_of(value: Any) -> Mapping[str, Any]:
     """HF stores a Sequence of dicts as a dict of lists; accept a list of dicts too."""
     if isinstance(value, Mapping):
         return value
-    keys = value[0].keys() if value else ()
+    keys = value[0].keys() if len(value) else ()
     return {k: [v[k] for v in value] for k in keys}
 
 

@@ -40,14 +40,14 @@ log = logging.getLogger(__name__)
 _ALIASES = {OBJECT_ID: ("source_id",), RA: ("RA",), DEC: ("DEC",)}
 
 
-def _as_storable(name: str, values: Any) -> np.ndarray:
+def _as_storable(file: Path, name: str, values: Any) -> np.ndarray:
     """Convert a column to an HDF5-storable array (text becomes UTF-8 fixed-length bytes)."""
     array = np.asarray(values)
     if array.dtype.kind == "U":
         encoded = np.char.encode(array, "utf-8")
         return encoded.astype(f"S{max(1, encoded.dtype.itemsize)}")
     if array.dtype.kind == "O":
-        raise DataFormatError(None, "object arrays cannot be stored; use numbers or text", field=name,
+        raise DataFormatError(file, "object arrays cannot be stored; use numbers or text", field=name,
                               expected="a numeric, bool or text array", found="dtype object")
     return array
 
@@ -68,20 +68,25 @@ def write_shard(
     an interrupted write never leaves a partial shard.
     """
     path = Path(path)
-    arrays = {name: _as_storable(name, value) for name, value in columns.items()}
+    arrays = {name: _as_storable(path, name, value) for name, value in columns.items()}
     for required in (OBJECT_ID, RA, DEC):
         if required not in arrays:
             raise DataFormatError(path, "missing standard column", field=required,
                                   expected="a 1-D array with one entry per object", found="no such column")
-    n = len(arrays[OBJECT_ID])
+    n = len(arrays[OBJECT_ID]) if arrays[OBJECT_ID].ndim else 0  # a scalar id fails the check below
+    _validate_standard(path, {name: (a.shape, a.dtype) for name, a in arrays.items()}, n, lambda name: arrays[name])
     if HEALPIX not in arrays:
         arrays[HEALPIX] = healpix_index(arrays[RA], arrays[DEC])
     for spec in SCHEMAS.values():
         for field_spec in spec.fields:
-            if field_spec.name in arrays and field_spec.write_dtype:
-                arrays[field_spec.name] = arrays[field_spec.name].astype(field_spec.write_dtype, copy=False)
+            array = arrays.get(field_spec.name)
+            if array is not None and field_spec.write_dtype:
+                if array.dtype.kind not in "biuf":
+                    raise DataFormatError(path, "wrong dtype", field=field_spec.name,
+                                          expected=f"numbers or bool (stored as {field_spec.write_dtype})",
+                                          found=dtype_code(array.dtype))
+                arrays[field_spec.name] = array.astype(field_spec.write_dtype, copy=False)
     layout = {name: (a.shape, a.dtype) for name, a in arrays.items()}
-    _validate_standard(path, layout, n, lambda name: arrays[name])
     object_ids = arrays[OBJECT_ID]
     for schema in SCHEMAS.values():
         if schema.present_in(arrays):
@@ -96,9 +101,10 @@ def write_shard(
     with atomic_path(path, suffix=".hdf5.tmp") as tmp, h5py.File(tmp, "w") as handle:
         for name, array in arrays.items():
             kwargs: dict[str, Any] = {}
-            if compression is not None:
-                kwargs = {"compression": compression, "chunks": (min(n, chunk_rows or 64), *array.shape[1:]),
-                          "maxshape": (None, *array.shape[1:])}
+            if compression is not None:  # HDF5 chunk sizes must be >= 1: an empty axis (e.g. L = 0) stays growable
+                kwargs = {"compression": compression,
+                          "chunks": tuple(max(1, d) for d in (min(n, chunk_rows or 64), *array.shape[1:])),
+                          "maxshape": (None, *(d or None for d in array.shape[1:]))}
             handle.create_dataset(name, data=array, **kwargs)
     return path
 

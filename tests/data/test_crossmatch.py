@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from astrofm.cli import main
+from astrofm.data import crossmatch as crossmatch_module
 from astrofm.data.crossmatch import CrossMatch, CrossMatchDataset, crossmatch, default_path, load_or_crossmatch
 from astrofm.data.dataset import MMUDataset, write_dataset
 from astrofm.data.streaming import StreamingDataset, StreamingLoader
-from tests.helpers.synthetic import image_item, spectrum_item
+from astrofm.errors import DataFormatError
+from tests.helpers.synthetic import image_item, lightcurve_item, spectrum_item
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,41 @@ def test_cli_crossmatch(pair, tmp_path, capsys):
     assert code == 0
     assert "430 objects" in capsys.readouterr().out
     assert len(CrossMatch.load(out)[0]) == 430
+
+
+def test_outer_join_ids_are_unique_when_surveys_number_objects_alike(tmp_path):
+    """Objects without the reference are named '<dataset>:<id>'; a bare id of several datasets is refused."""
+    rng = np.random.default_rng(3)
+
+    def write(name: str, modality: str, objects: list[tuple[int, float]]) -> MMUDataset:
+        makers = {"spectrum": lambda v: spectrum_item(rng, 8, v), "image": lambda v: image_item(rng, 4, v),
+                  "lightcurve": lambda v: {**lightcurve_item(rng, 4), "flux": np.full(4, v)}}
+        write_dataset(tmp_path / name, [{"object_id": str(i), "ra": ra, "dec": 0.0, modality: makers[modality](ra)}
+                                        for i, ra in objects])
+        return MMUDataset(tmp_path / name)
+
+    dsets = {"a": write("a", "spectrum", [(100, 10.0), (101, 10.5)]),
+             "b": write("b", "image", [(100, 10.0), (101, 11.0), (7, 11.5)]),
+             "c": write("c", "lightcurve", [(7, 12.0)])}
+    match = crossmatch(dsets, how="outer")
+    assert sorted(match.columns["object_id"]) == ["100", "101", "b:101", "b:7", "c:7"]
+    source = CrossMatchDataset(dsets, match)
+    assert sorted(s["object_id"] for s in source) == sorted(match.columns["object_id"])
+    ours = source.get(101)  # the cross-match id wins over b's unmatched 101
+    assert ours["ra"] == 10.5 and ours["spectrum"]["flux"][0] == 10.5 and "image" not in ours
+    theirs = source.get("b:101")
+    assert theirs["ra"] == 11.0 and theirs["image"]["flux"][0, 0, 0] == 11.0 and theirs["source_ids"] == {"b": "101"}
+    assert source.get("b:100")["object_id"] == "100" and source.get("a:101")["object_id"] == "101"
+    assert source.get("c:7")["lightcurve"]["flux"][0] == 12.0
+    with pytest.raises(DataFormatError, match="ambiguous") as info:
+        source.get(7)
+    assert info.value.object_id == "7"
+
+
+def test_a_match_saved_in_an_older_format_is_recomputed(pair, tmp_path, monkeypatch):
+    path = tmp_path / "match.parquet"
+    monkeypatch.setattr(crossmatch_module, "_FORMAT_VERSION", 1)
+    load_or_crossmatch(datasets(pair), how="outer", path=path)
+    monkeypatch.undo()
+    load_or_crossmatch(datasets(pair), how="outer", path=path)
+    assert CrossMatch.load(path)[1]["format"] == crossmatch_module._FORMAT_VERSION == 2

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
 from astrofm.data.batch import collate
-from astrofm.data.dataset import MMUDataset
+from astrofm.data.dataset import MMUDataset, write_dataset
 from astrofm.data.layout import discover_shards, healpix_of_path
 from astrofm.data.mapstyle import MapDataset
+from astrofm.data.streaming import StreamingDataset
 from astrofm.data.transforms import RandomFlipRot90, SampleTransform
+from astrofm.errors import DataFormatError
+from tests.data.raw import write_raw_shard
+from tests.helpers.synthetic import make_samples
 
 
 def test_layout_is_healpix_partitioned(galaxy_dir, galaxies):
@@ -64,3 +70,52 @@ def test_choose_modalities(galaxy_dir):
     ds = MMUDataset(galaxy_dir, modalities=["spectrum"])
     assert ds.modalities == ("spectrum",)
     assert "image" not in ds[0]
+
+
+def _at(ra: float, n: int, modalities: tuple[str, ...], id_offset: int) -> list[dict]:
+    """``n`` samples in one healpix pixel (all at ``ra``, dec 0)."""
+    return make_samples(n, modalities=modalities, ra_range=(ra, ra), dec_range=(0, 0), id_offset=id_offset)
+
+
+def test_modality_missing_from_one_shard_is_kept_and_marked_absent(tmp_path, caplog):
+    spectra, bare = _at(10.0, 3, ("spectrum",), 1000), _at(40.0, 2, (), 7)
+    write_dataset(tmp_path, spectra)
+    bare_shard = write_dataset(tmp_path, bare)[0]
+    with caplog.at_level(logging.INFO, logger="astrofm.data.dataset"):
+        data = MMUDataset(tmp_path)
+    assert data.modalities == MMUDataset(tmp_path, modalities=["spectrum"]).modalities == ("spectrum",)
+    assert "'spectrum'" in caplog.text and str(bare_shard) in caplog.text
+    samples = {s["object_id"]: s for s in data}
+    for s in spectra:
+        np.testing.assert_array_equal(samples[s["object_id"]]["spectrum"]["flux"], s["spectrum"]["flux"])
+    assert not any("spectrum" in samples[s["object_id"]] for s in bare)
+    batch = next(iter(StreamingDataset(data, batch_size=5, shuffle=False)))  # column by column, across shards
+    assert batch["spectrum"].presence.tolist() == [oid.startswith("100") for oid in batch.object_id]
+    assert batch["spectrum"].data["flux"].shape == (3, 64)
+
+
+@pytest.mark.parametrize(("column", "found"), [("TYPE", "shape (3,), dtype S3"),
+                                               ("catalog_FLUX_G", "shape (3, 20), dtype f4")])
+def test_tabular_columns_must_hold_one_number_per_object(tmp_path, column, found):
+    path = write_raw_shard(tmp_path / "healpix=0" / "001-of-001.hdf5", {
+        "TYPE": np.array([b"PSF", b"DEV", b"EXP"]), "catalog_FLUX_G": np.ones((3, 20), np.float32),
+        "FLAG": np.array([True, False, True]), "NOBS": np.array([3, 4, 5], np.int16)}, ids=np.arange(3))
+    with pytest.raises(DataFormatError) as info:
+        MMUDataset(tmp_path, tabular_columns=["FLAG", column])
+    assert (info.value.file, info.value.field, info.value.found) == (str(path), column, found)
+    assert MMUDataset(tmp_path, tabular_columns=["FLAG", "NOBS"])[1]["tabular"]["values"].tolist() == [0.0, 4.0]
+
+
+def test_write_dataset_writes_each_modality_where_objects_have_it(tmp_path):
+    images, spectra = _at(10.0, 2, ("image",), 1000), _at(40.0, 2, ("spectrum",), 7)
+    write_dataset(tmp_path / "ok", images + spectra)
+    data = MMUDataset(tmp_path / "ok")
+    assert data.modalities == ("image", "spectrum")
+    np.testing.assert_array_equal(data.get("1001")["image"]["flux"], images[1]["image"]["flux"])
+    np.testing.assert_array_equal(data.get("8")["spectrum"]["flux"], spectra[1]["spectrum"]["flux"])
+    assert "spectrum" not in data.get("1001") and "image" not in data.get("8")
+    lacking = {**spectra[0], "ra": 10.0}  # in the images' pixel, without an image
+    with pytest.raises(DataFormatError) as info:
+        write_dataset(tmp_path / "mixed", [lacking, *images])
+    assert (info.value.object_id, info.value.field) == ("7", "image")
+    assert not (tmp_path / "mixed").exists()

@@ -11,19 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from astrofm.data.dataset import MMUDataset, write_dataset
 from astrofm.data.hf import HFDataset, export_parquet, parse_hub_id, to_hf_dataset
 from astrofm.data.sources import open_source
 from astrofm.data.streaming import StreamingDataset, StreamingLoader
 from astrofm.errors import DataFormatError
 from tests.helpers.fakehub import FakeHub
+from tests.helpers.synthetic import make_samples
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def parquet_dir(tmp_path_factory, galaxy_dir):
-    from astrofm.data.dataset import MMUDataset
-
     out = tmp_path_factory.mktemp("parquet") / "data"
     source = MMUDataset(galaxy_dir, target_columns=["Z"], tabular_columns=["MAG_G", "MAG_R"])
     export_parquet(source, out, rows_per_file=120)
@@ -110,3 +110,50 @@ def test_bad_parquet_is_a_clear_error(tmp_path):
     with pytest.raises(DataFormatError, match="not a readable Parquet file") as info:
         HFDataset.from_parquet(tmp_path)
     assert str(bad) in str(info.value)
+
+
+def _curve(bands: list[int]) -> dict:
+    n = len(bands)
+    return {"time": np.arange(1.0, n + 1), "flux": 5.0 + np.arange(n), "flux_err": np.full(n, 0.1),
+            "band": np.array(bands), "band_names": ["g", "r", "i"]}
+
+
+def test_light_curve_band_indices_survive_parquet(tmp_path):
+    """A band index means the same band for every object of a Parquet copy, as in the HDF5 dataset, even for an
+    object observed in one band only."""
+    samples = [{"object_id": "1", "ra": 10.0, "dec": 0.0, "lightcurve": _curve([0, 1, 2])},
+               {"object_id": "2", "ra": 10.0001, "dec": 0.0, "lightcurve": _curve([2, 2])}]
+    write_dataset(tmp_path / "mmu", samples)
+    export_parquet(MMUDataset(tmp_path / "mmu"), tmp_path / "parquet")
+    curves = {s["object_id"]: s["lightcurve"] for s in HFDataset.from_parquet(tmp_path / "parquet")}
+    assert curves["1"]["band"].tolist() == [0, 1, 2]
+    assert curves["2"]["band"].tolist() == [2, 2]
+    assert curves["1"]["band_names"] == curves["2"]["band_names"] == ["g", "r", "i"]
+    np.testing.assert_array_equal(curves["2"]["flux"], [5.0, 6.0])
+
+
+def test_hub_light_curves_stored_as_lists_of_points_share_band_indices(tmp_path):
+    """A hub copy storing each light curve as a list of {band, time, flux, flux_err} points."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def point(band: str, time: float) -> dict:
+        return {"band": band, "time": time, "flux": 1.0, "flux_err": 0.1}
+
+    pq.write_table(pa.table({"object_id": ["1", "2"], "lightcurve": [[point("i", 1.0)],
+                                                                     [point("g", 1.0), point("i", 2.0)]]}),
+                   tmp_path / "train.parquet")
+    curves = {s["object_id"]: s["lightcurve"] for s in HFDataset.from_parquet(tmp_path)}
+    assert curves["1"]["band_names"] == curves["2"]["band_names"] == ["i", "g"]
+    assert curves["1"]["band"].tolist() == [0] and curves["2"]["band"].tolist() == [1, 0]
+
+
+def test_objects_without_a_modality_export_and_read_back_without_it(tmp_path):
+    """A shard lacking spectra (healpix pixel without them) exports its objects with a null spectrum."""
+    write_dataset(tmp_path / "mmu", make_samples(2, modalities=("spectrum",), ra_range=(10, 10), dec_range=(0, 0)))
+    write_dataset(tmp_path / "mmu", make_samples(1, modalities=(), ra_range=(40, 40), dec_range=(0, 0), id_offset=7))
+    source = MMUDataset(tmp_path / "mmu")
+    export_parquet(source, tmp_path / "parquet")
+    copy = {s["object_id"]: s for s in HFDataset.from_parquet(tmp_path / "parquet")}
+    assert sorted(copy) == ["1000", "1001", "7"] and "spectrum" not in copy["7"]
+    np.testing.assert_array_equal(copy["1001"]["spectrum"]["flux"], source.get("1001")["spectrum"]["flux"])

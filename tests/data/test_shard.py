@@ -212,3 +212,45 @@ def test_atomic_write_survives_sigkill(tmp_path):
     leftovers = [p for p in target.parent.iterdir() if p.name.startswith(".")]
     assert leftovers, "the killed writer's temporary file stays hidden beside the target"
     assert len(MMUDataset(tmp_path).shards) == 1, "temporary files are never read as shards"
+
+
+def test_long_and_non_ascii_band_names_are_stored_whole(tmp_path):
+    """Band columns are as wide as the longest UTF-8 name (LS's 'des-g' stays S5)."""
+    samples = make_samples(2, modalities=("image", "lightcurve"))
+    for s in samples:
+        s["image"]["band"] = ["lsst-u", "wise-w1", "des-g", "hsc-é"]
+        s["lightcurve"]["band_names"] = ["V", "é"]
+    path = write_dataset(tmp_path, samples)[0]
+    with h5py.File(path, "r") as f:
+        assert f["image_band"].dtype == np.dtype("S7") and f["lightcurve_band"].dtype == np.dtype("S2")
+    sample = MMUDataset(tmp_path)[0]
+    assert sample["image"]["band"] == ["lsst-u", "wise-w1", "des-g", "hsc-é"]
+    assert sample["lightcurve"]["band_names"] == ["V", "é"]
+
+
+def _two_objects(**columns):
+    return {"object_id": np.array([1, 2]), "ra": np.array([10.0, 11.0]), "dec": np.array([0.0, 1.0]), **columns}
+
+
+@pytest.mark.parametrize(("columns", "field", "found"), [
+    ({"object_id": 5, "ra": 1.0, "dec": 1.0}, "object_id", "() i8"),
+    (_two_objects(spectrum_flux=np.array([["a"], ["b"]]), spectrum_lambda=np.ones((2, 1))), "spectrum_flux", "S1"),
+])
+def test_bad_write_input_names_file_and_field_and_keeps_the_old_shard(tmp_path, columns, field, found):
+    path = write_shard(tmp_path / "healpix=0" / "001-of-001.hdf5", _two_objects())
+    before = path.read_bytes()
+    with pytest.raises(DataFormatError) as info:
+        write_shard(path, columns)
+    assert (info.value.file, info.value.field, info.value.found) == (str(path), field, found)
+    assert path.read_bytes() == before and os.listdir(path.parent) == [path.name]
+
+
+def test_compressed_shard_with_empty_spectra(tmp_path):
+    """Compression chunks need positive sizes: an empty wavelength axis (L = 0) still writes and reads back."""
+    path = write_shard(tmp_path / "healpix=0" / "001-of-001.hdf5",
+                       _two_objects(spectrum_flux=np.ones((2, 0)), spectrum_lambda=np.ones((2, 0))), compression="gzip")
+    shard = Shard(path)
+    assert shard.modalities["spectrum"] == {"L": 0}
+    assert shard.read(["spectrum_flux"])["spectrum_flux"].shape == (2, 0)
+    with h5py.File(path, "r") as f:
+        assert f["spectrum_flux"].compression == f["ra"].compression == "gzip"

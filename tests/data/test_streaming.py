@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from astrofm.data.batch import collate
 from astrofm.data.dataset import MMUDataset, write_dataset
 from astrofm.data.streaming import StreamingDataset, StreamingLoader, Topology, shuffled_stream
 from astrofm.data.transforms import RandomFlipRot90, SampleTransform
+from tests.data.raw import write_raw_shard
 from tests.data.test_shard import columns_of
 from tests.helpers.synthetic import make_samples
 
@@ -185,3 +187,23 @@ def test_values_are_checked_once_per_stream_and_a_bad_block_still_fails(galaxies
     except Exception as error:  # the DataLoader re-raises the worker's error, as RuntimeError if it must
         message = str(error)
     assert f"object_id={cols['object_id'][17]}" in message and "spectrum_flux" in message
+
+
+def test_big_endian_columns_stream_like_samples(tmp_path):
+    """FITS big-endian columns (MMU writers pass them through) give the same native float32 batch whether
+    gathered column by column or collated from samples."""
+    flux = np.arange(24, dtype=np.float32).reshape(4, 6) / 7
+    write_raw_shard(tmp_path / "healpix=0" / "001-of-001.hdf5", {
+        "spectrum_flux": flux.astype(">f4"), "spectrum_ivar": np.full((4, 6), 2, ">f4"),
+        "spectrum_lambda": np.tile(np.linspace(4000, 5000, 6), (4, 1)).astype(">f4"),
+        "Z": np.array([0.1, 0.2, 0.3, 0.4], ">f4")}, ids=np.arange(4))
+    data = MMUDataset(tmp_path, tabular_columns=["Z"], target_columns=["Z"])
+    columnar = stream(data, batch_size=4, shuffle=False)
+    assert columnar.columnar
+    batch = next(iter(columnar))
+    _assert_same_batch(batch, collate([data[i] for i in range(4)]))
+    spectrum = batch["spectrum"].data
+    assert spectrum["flux"].dtype == torch.float32
+    np.testing.assert_array_equal(spectrum["flux"].numpy(), flux)
+    np.testing.assert_array_equal(spectrum["ivar"].numpy(), np.full((4, 6), 2, np.float32))
+    np.testing.assert_allclose(batch["tabular"].data["values"].numpy()[:, 0], [0.1, 0.2, 0.3, 0.4], rtol=1e-7)

@@ -182,3 +182,14 @@ def test_sample_transform_fit_uses_only_given_samples_and_saves(tmp_path):
     out_a = pipeline(train[0])
     out_b = loaded(train[0])
     np.testing.assert_array_equal(out_a["spectrum"]["flux"], out_b["spectrum"]["flux"])
+
+
+def test_resample_converts_lsf_sigma_to_output_pixels():
+    """lsf_sigma is in pixels: 2 input pixels of 1.6 Å are 4 output pixels of 0.8 Å; on a log-linear grid the input
+    pixel (λ ln10 1e-4 Å) grows with wavelength."""
+    wave = 4000 + 1.6 * np.arange(200)
+    out = Resample(4100, 4200, 0.8)({"flux": np.ones(200), "lambda": wave, "lsf_sigma": np.full(200, 2.0)})
+    np.testing.assert_allclose(out["lsf_sigma"], 4.0, rtol=1e-6)
+    loglam = 10 ** (3.6 + 1e-4 * np.arange(400))
+    out = Resample(4000, 4300, 0.8)({"flux": np.ones(400), "lambda": loglam, "lsf_sigma": np.ones(400)})
+    np.testing.assert_allclose(out["lsf_sigma"], out["lambda"] * np.log(10) * 1e-4 / 0.8, rtol=1e-4)

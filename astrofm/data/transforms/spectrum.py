@@ -44,6 +44,8 @@ class Resample(Transform):
     Each output bin averages the input pixels it covers, weighted by inverse
     variance (bad pixels weigh nothing); its ivar is the input ivar summed over
     the (fractionally) covered pixels. Bins with no good pixel are bad.
+    ``lsf_sigma`` [px] is converted to output pixels: interpolated in Å (input
+    sigma x local input pixel width), then divided by ``step``.
     Works for any input grid (linear, log-linear, padded).
     """
 
@@ -83,8 +85,8 @@ class Resample(Transform):
         out.update(flux=new_flux.astype(np.float32), ivar=new_ivar.astype(np.float32),
                    **{"lambda": out_wave.astype(np.float32)}, mask=new_bad)
         if "lsf_sigma" in out:
-            out["lsf_sigma"] = np.interp(out_wave, wave, np.asarray(item["lsf_sigma"], np.float64)[good_wave][
-                order]).astype(np.float32)
+            sigma_angstrom = np.asarray(item["lsf_sigma"], np.float64)[good_wave][order] * np.diff(edges_in)
+            out["lsf_sigma"] = (np.interp(out_wave, wave, sigma_angstrom) / self.step).astype(np.float32)
         return out
 
 

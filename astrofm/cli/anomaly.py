@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         learner = ActiveLearner(X, ids, scores, seed=args.seed)
     if args.labels:
         labels = read_catalog(args.labels)
-        given = _numbers(column(labels, "score", where=args.labels))
+        given = _numbers(column(labels, "score", where=args.labels), where=args.labels)
         filled = np.isfinite(given)  # rows left blank are not labelled yet
-        learner.label(np.asarray(labels["object_id"])[filled], given[filled])
+        learner.label(np.asarray(labels["object_id"])[filled], given[filled], where=args.labels)
     out = output_dir(args)
     report: dict[str, Any] = {
         "store": str(args.store),
@@ -112,8 +112,8 @@ def _truthy(values: Any) -> Any:
     return np.isin(np.char.lower(values.astype(str)), ["true", "yes", "1", "t", "y"])
 
 
-def _numbers(values: Any) -> Any:
-    """Floats of a column that may hold blanks (NaN where blank)."""
+def _numbers(values: Any, *, where: str) -> Any:
+    """Floats of a column that may hold blanks (NaN where blank); errors name the file ``where``."""
     import numpy as np
 
     values = np.asarray(values)
@@ -123,7 +123,7 @@ def _numbers(values: Any) -> Any:
         return np.array([float(v) if v.strip() else np.nan for v in values.astype(str).tolist()])
     except ValueError as error:
         raise DataFormatError(
-            None, f"relevance scores must be numbers 0-5 ({error})", field="score"
+            where, f"relevance scores must be numbers 0-5 ({error})", field="score"
         ) from None
 
 

@@ -59,23 +59,20 @@ def run(args: argparse.Namespace) -> int:
     store, modality = open_store(args)
     catalog = read_catalog(args.catalog, id_column=args.id_column)
     values = column(catalog, args.target, where=args.catalog)
+    stored = catalog[args.target].dtype  # column() gives floats (NaN = blank) for an integer column with blanks
     ids = store.object_ids(modality)
     rows = align(catalog, ids)
-    task = _task(args.task, args.target, values)
+    task = _task(args.task, args.target, values, stored)
     numeric = task != "classification"
-    known = rows >= 0
-    if numeric:
-        if values.dtype.kind not in "fiub":
-            raise DataFormatError(
-                args.catalog,
-                "target is not numeric",
-                field=args.target,
-                expected="numbers",
-                found=values.dtype,
-            )
-        known &= np.isfinite(np.where(known, values[np.maximum(rows, 0)].astype(np.float64), np.nan))
-    elif values.dtype.kind == "U":
-        known &= values[np.maximum(rows, 0)] != ""  # masked (blank) labels
+    if numeric and values.dtype.kind not in "fiub":
+        raise DataFormatError(
+            args.catalog,
+            "target is not numeric",
+            field=args.target,
+            expected="numbers",
+            found=values.dtype,
+        )
+    known = (rows >= 0) & ~_blank(values[np.maximum(rows, 0)])
     if known.sum() < 4:
         raise DataFormatError(
             args.catalog,
@@ -93,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         )
     X = np.asarray(store.vectors(modality))[known]
     y = values[rows[known]]
-    y = y.astype(np.float64) if numeric else y.astype(str)
+    # classes keep the catalog's type: an integer column gives "0", "1", not "0.0", "1.0"
+    y = y.astype(np.float64) if numeric else y.astype(stored if stored.kind in "iub" else y.dtype).astype(str)
     train, test = _split(args, catalog, rows[known], y, numeric)
     redshift = task == "redshift"
     params = {"k": args.k} if args.probe == "knn" else {"seed": args.seed} if args.probe == "mlp" else {}
@@ -138,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _task(choice: str, name: str, values: Any) -> str:
+def _task(choice: str, name: str, values: Any, stored: Any) -> str:
+    """The task for ``--task auto``: ``stored`` is the catalog column's dtype (``values`` may be floats)."""
     import numpy as np
 
     if choice != "auto":
@@ -146,9 +145,18 @@ def _task(choice: str, name: str, values: Any) -> str:
     if values.dtype.kind not in "fiub":
         return "classification"
     finite = values[np.isfinite(values.astype(np.float64))]
-    if values.dtype.kind in "iub" and len(np.unique(finite)) <= 20:
+    if stored.kind in "iub" and len(np.unique(finite)) <= 20:
         return "classification"
     return "redshift" if name.lower() in _REDSHIFT_NAMES else "regression"
+
+
+def _blank(values: Any) -> Any:
+    """Where a catalog column (as from ``catalog.column``) was left blank: NaN or ""."""
+    import numpy as np
+
+    if values.dtype.kind == "f":
+        return ~np.isfinite(values)
+    return values == "" if values.dtype.kind == "U" else np.zeros(len(values), bool)
 
 
 def _split(args: argparse.Namespace, catalog: Any, rows: Any, y: Any, numeric: bool) -> tuple[Any, Any]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from astrofm.downstream.metrics import precision_at_k
 from astrofm.downstream.search import exact_search
-from astrofm.downstream.validation import as_object_ids, check_vectors
+from astrofm.downstream.validation import Where, as_object_ids, check_vectors
 from astrofm.errors import ConfigError, DataFormatError
 from astrofm.utils.atomic import atomic_write_text
 
@@ -74,19 +74,22 @@ class ActiveLearner:
         self._d0: np.ndarray | None = None
 
     # -- the loop -------------------------------------------------------------------------------
-    def label(self, object_ids: Any, scores: Any) -> None:
-        """Record relevance labels (0–5) for objects; a new label replaces an old one."""
-        ids = as_object_ids(object_ids, where="labels")
+    def label(self, object_ids: Any, scores: Any, *, where: Where = "relevance labels") -> None:
+        """Record relevance labels (0–5) for objects; a new label replaces an old one.
+
+        ``where`` (the labels file, or a description) is named in the errors.
+        """
+        ids = as_object_ids(object_ids, where=where)
         values = np.asarray(scores, np.float64).reshape(-1)
         if len(values) != len(ids):
             raise DataFormatError(
-                None, "one label per object_id", field="scores", expected=len(ids), found=len(values)
+                where, "one label per object_id", field="scores", expected=len(ids), found=len(values)
             )
         bad = ~np.isfinite(values) | (values < 0) | (values > MAX_LABEL)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataFormatError(
-                None,
+                where,
                 "relevance label out of range",
                 object_id=str(ids[i]),
                 field="score",
@@ -96,7 +99,7 @@ class ActiveLearner:
         unknown = [oid for oid in ids.tolist() if oid not in self._row]
         if unknown:
             raise DataFormatError(
-                None,
+                where,
                 "labelled object not among the candidates",
                 object_id=unknown[0],
                 field="object_id",
@@ -194,7 +197,7 @@ class ActiveLearner:
                 found=learner.fingerprint(),
             )
         if state["labels"]:
-            learner.label(list(state["labels"]), list(state["labels"].values()))
+            learner.label(list(state["labels"]), list(state["labels"].values()), where=path)
         return learner
 
     # -- internals ------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ class AnnIndex:
         """Build an index over ``vectors`` (n, D) (e.g. ``store.vectors(m)``), added in chunks.
 
         ``params`` override :func:`choose_params`. Give ``store`` and ``modality`` to record the store's
-        fingerprint, so that a later load can tell whether the store changed.
+        fingerprint, so that a later load can tell whether the store changed. IVF-PQ needs
+        max(nlist, 2^nbits) vectors or more to train (2 with the parameters of :func:`choose_params`).
         """
         if metric not in METRICS:
             raise ConfigError(f"metric must be one of {METRICS}, not {metric!r}")
@@ -142,6 +143,12 @@ class AnnIndex:
         start = time.perf_counter()
         index = _new_index(chosen, dim)
         if chosen["kind"] == "ivfpq":
+            needed = max(int(chosen["nlist"]), 2 ** int(chosen["nbits"]))  # k-means: a point per centroid
+            if n < needed:
+                raise ConfigError(
+                    f"IVF-PQ with nlist={chosen['nlist']} and nbits={chosen['nbits']} needs at least {needed} "
+                    f"vectors to train, not {n} (use kind='flat' or 'auto')"
+                )
             rng = np.random.default_rng(seed)
             n_train = min(n, max(64 * chosen["nlist"], 64 * 2 ** chosen["nbits"]))
             rows = np.sort(rng.choice(n, n_train, replace=False))

@@ -6,7 +6,9 @@ objects, as Astronomaly rescales its scores. The scale keeps the gaps between sc
 active-learning score multiplies with a relevance factor (a rank scale would squeeze all outliers
 together near 1).
 
-Defaults follow Astronomaly: 200 trees for the isolation forest; LOF with k = 50.
+Defaults follow Astronomaly: 200 trees for the isolation forest; LOF with k = 50. LOF's k is capped
+at half the objects (with a warning): with k = n − 1 every neighbourhood is the whole set and all
+scores are alike.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class AnomalyDetector:
 
     ``method``: ``iforest`` (``n_estimators`` trees), ``lof`` (local outlier factor) or ``knn`` (mean
     Euclidean distance to the ``n_neighbors`` nearest reference objects). ``n_neighbors`` defaults to 50
-    for LOF and 10 for kNN. ``fit_score`` scores the reference objects themselves (each without itself).
+    for LOF (capped at half the reference objects) and 10 for kNN. ``fit_score`` scores the reference
+    objects themselves (each without itself).
     """
 
     def __init__(
@@ -61,6 +64,9 @@ class AnomalyDetector:
         k = min(self.n_neighbors, len(X) - 1)
         if self.method != "iforest" and k < 1:
             raise ConfigError(f"{self.method} needs at least 2 objects")
+        if self.method == "lof" and k > max(1, len(X) // 2):
+            k = max(1, len(X) // 2)
+            log.warning("LOF of %d objects: n_neighbors capped from %d to %d", len(X), self.n_neighbors, k)
         if self.method == "iforest":
             from sklearn.ensemble import IsolationForest
 

@@ -2,7 +2,8 @@
 
 A catalog is read by astropy from ``.parquet``, ``.fits``, ``.csv``, ``.ecsv`` or ``.h5``/``.hdf5``
 (an astropy HDF5 table, or an MMU-style file whose 1-D root datasets are the columns). Its
-``object_id`` column is turned into strings, the store's key.
+``object_id`` column is turned into strings, the store's key; a CSV id column is read as text, so ids
+such as ``000021`` keep their form.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ def read_catalog(source: Any, *, id_column: str = "object_id") -> Any:
         suffix = where.suffix.lower()
         if suffix not in _FORMATS:
             raise DataFormatError(where, "unknown catalog format", expected=sorted(_FORMATS), found=suffix)
-        table = (
-            _read_hdf5(where) if _FORMATS[suffix] == "hdf5" else Table.read(where, format=_FORMATS[suffix])
-        )
+        if _FORMATS[suffix] == "hdf5":
+            table = _read_hdf5(where)
+        elif _FORMATS[suffix] == "ascii.csv":  # ids as written: "000021" must not become the integer 21
+            table = Table.read(where, format="ascii.csv", converters={id_column: str})
+        else:
+            table = Table.read(where, format=_FORMATS[suffix])
     if id_column not in table.colnames:
         raise DataFormatError(
             where,

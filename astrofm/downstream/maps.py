@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 
 from astrofm.downstream.validation import check_vectors
+from astrofm.errors import ConfigError
 from astrofm.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
+
+_MIN_OBJECTS = 4
 
 
 def umap_projection(
@@ -31,11 +34,14 @@ def umap_projection(
 ) -> np.ndarray:
     """(n, 2) float32 UMAP coordinates of the rows of ``X``; the same seed gives the same map.
 
-    With ``cache_dir`` the map is read from / written to ``cache_dir/umap-<key>.npy``.
+    With ``cache_dir`` the map is read from / written to ``cache_dir/umap-<key>.npy``. It needs at least
+    4 objects: UMAP's spectral initial layout takes 3 eigenvectors of the n × n neighbour graph.
     """
     import umap
 
     X = check_vectors(X, where="UMAP input", field="X")
+    if len(X) < _MIN_OBJECTS:
+        raise ConfigError(f"a UMAP map needs at least {_MIN_OBJECTS} objects, not {len(X)}")
     params = {
         "seed": seed,
         "n_neighbors": n_neighbors,

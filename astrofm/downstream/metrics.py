@@ -48,15 +48,20 @@ def redshift_metrics(z_true: Any, z_pred: Any) -> dict[str, float]:
 
 
 def classification_metrics(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Accuracy, macro-F1, the majority-class accuracy and the confusion matrix (scikit-learn)."""
+    """Accuracy, macro-F1, the majority-class accuracy and the confusion matrix (scikit-learn).
+
+    The confusion matrix spans ``labels`` (e.g. the training classes) and every class of ``y_true`` and
+    ``y_pred``, so it counts every object; macro-F1 averages the classes of ``y_true`` and ``y_pred``.
+    """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    labels = list(np.unique(np.concatenate([y_true, y_pred]))) if labels is None else list(labels)
+    present = np.union1d(y_true, y_pred)
+    labels = list(present if labels is None else np.union1d(labels, present))
     _, counts = np.unique(y_true, return_counts=True)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "majority_accuracy": float(counts.max() / len(y_true)) if len(y_true) else 0.0,
         "n": len(y_true),
         "labels": [_plain(label) for label in labels],
@@ -75,10 +80,15 @@ def precision_at_k(relevant: Any, scores: Any, k: int) -> float:
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each row's true ``k`` neighbours (``truth`` (q, k)) present in ``found`` (q, ≥k)."""
+    """Fraction of the true neighbours (``truth`` (q, k)) present in ``found`` (q, ≥k).
+
+    Negative entries (-1: fewer than k neighbours exist, or none was found) are no neighbours.
+    """
     found, truth = np.asarray(found), np.asarray(truth)
-    hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth))
-    return hits / truth.size if truth.size else 0.0
+    real = truth >= 0
+    hits = sum(len(np.intersect1d(f, t[keep])) for f, t, keep in zip(found, truth, real))
+    total = int(real.sum())
+    return hits / total if total else 0.0
 
 
 def bootstrap_interval(statistic: Callable[..., float], *columns: Any, level: float = 0.95, resamples: int = 1000,

@@ -288,15 +288,9 @@ def label_fraction_curve(
                 model.set_params(seed=seed)
             model.fit(X_train[rows], y_train[rows])
             runs.append(model.evaluate(y_test, model.predict(X_test), redshift=redshift))
-        curve.append(
-            {
-                "fraction": float(fraction),
-                "n_labels": min(n_labels, len(X_train)),
-                **_summary(runs),
-                "runs": runs,
-            }
-        )
-        log.info("label fraction %.2f (%d labels): %s", fraction, n_labels, curve[-1]["mean"])
+        # the labels fitted: at least one per class, at most all (the same count for every seed)
+        curve.append({"fraction": float(fraction), "n_labels": len(rows), **_summary(runs), "runs": runs})
+        log.info("label fraction %.2f (%d labels): %s", fraction, len(rows), curve[-1]["mean"])
     return curve
 
 

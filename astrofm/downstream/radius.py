@@ -2,7 +2,9 @@
 
 Two spaces:
 
-- embedding space (``euclidean``, ``cosine`` = 1 − cos θ): brute force over chunks in float64, never N×N;
+- embedding space (``euclidean``, ``cosine`` = 1 − cos θ): brute force over chunks in float64, never N×N.
+  Candidates come from the matmul form of the distance within a radius padded by a bound on its
+  rounding, and are then filtered with the distance computed from the difference of the vectors;
 - the sky (``haversine``, ``vincenty``): positions (RA, Dec) in degrees, radii and distances in arcsec.
   Candidates come from a KD-tree on unit vectors (so RA wrap-around and the poles need no special
   case) and are then filtered with the exact great-circle distance of the chosen formula.
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from astrofm.downstream.search import exact_search, iter_distance_blocks
+from astrofm.downstream.search import exact_search, iter_distance_blocks, pair_distances
 from astrofm.downstream.validation import check_vectors
 from astrofm.errors import ConfigError, DataFormatError
 
@@ -27,6 +29,9 @@ SKY_METRICS = ("haversine", "vincenty")
 #: Arcseconds per radian.
 ARCSEC_PER_RAD = 180.0 * 3600.0 / np.pi
 _PAD = 1e-9  # relative padding of KD-tree candidate radii; the exact distance decides
+#: Bound on the rounding of a float64 matmul-form distance, per dimension, relative to the squared norms.
+_MATMUL_ROUNDING = 8 * float(np.finfo(np.float64).eps)
+_PAIRS_PER_BLOCK = 1 << 22  # pairs × dimensions whose exact distances are computed at once
 
 Neighbourhoods = tuple[list[np.ndarray], list[np.ndarray]]
 
@@ -73,6 +78,7 @@ class RadiusSearch:
             self._tree = cKDTree(_unit_vectors(self.points))
         else:
             self.points = check_vectors(points, where="radius search", field="points")
+            self._max_sq_norm = float(np.max(np.einsum("ij,ij->i", self.points, self.points), initial=0.0))
 
     @property
     def on_sky(self) -> bool:
@@ -94,28 +100,32 @@ class RadiusSearch:
         if not 1 <= n <= len(self.points):
             raise ConfigError(f"n must lie in [1, {len(self.points)}], not {n}")
         centres = self._centres(centres)
-        if not self.on_sky:
+        if self.on_sky:
+            chord, _ = self._tree.query(_unit_vectors(centres), k=n)
+            chord = np.asarray(chord, np.float64).reshape(len(centres), n)
+            qi, bi, d = self._sky_candidates(centres, chord[:, -1])
+        else:  # the n-th distance of a matmul search bounds the candidates; the exact distances decide
             import torch
 
-            metric = "l2" if self.metric == "euclidean" else "cosine"
-            distances, indices = exact_search(
+            nth, _ = exact_search(
                 centres,
                 self.points,
                 n,
-                metric=metric,
+                metric=self._search_metric,
                 batch_size=self.batch_size,
                 chunk_size=self.chunk_size,
                 device=self.device,
                 dtype=torch.float64,
             )
-            return distances, indices
-        chord, _ = self._tree.query(_unit_vectors(centres), k=n)
-        chord = np.asarray(chord, np.float64).reshape(len(centres), n)
-        qi, bi, d = self._sky_candidates(centres, chord[:, -1])
+            qi, bi, d = self._candidates(centres, nth[:, -1])
         distances, indices = _group(qi, bi, d, len(centres))
         return np.stack([x[:n] for x in distances]), np.stack([x[:n] for x in indices])
 
     # -- internals ------------------------------------------------------------------------------
+    @property
+    def _search_metric(self) -> str:
+        return "l2" if self.metric == "euclidean" else "cosine"
+
     def _within(self, centres: Any, r_min: Any, r_max: Any, *, upper_inclusive: bool) -> Neighbourhoods:
         centres = self._centres(centres)
         low = _per_centre(r_min, len(centres), "r_min")
@@ -142,24 +152,35 @@ class RadiusSearch:
             return self._sky_candidates(centres, 2.0 * np.sin(theta / 2.0))
         import torch
 
-        metric = "l2" if self.metric == "euclidean" else "cosine"
-        parts = []
-        radius_t = torch.as_tensor(radius, dtype=torch.float64)
+        radius_t = torch.as_tensor(self._padded(centres, radius))
+        parts = [(np.empty(0, np.int64), np.empty(0, np.int64))]
         for q_start, b_start, dist in iter_distance_blocks(
             centres,
             self.points,
-            metric=metric,
+            metric=self._search_metric,
             batch_size=self.batch_size,
             chunk_size=self.chunk_size,
             device=self.device,
             dtype=torch.float64,
         ):
-            dist = dist.cpu()
-            q, b = torch.nonzero(dist <= radius_t[q_start : q_start + len(dist), None], as_tuple=True)
-            parts.append((q.numpy() + q_start, b.numpy() + b_start, dist[q, b].numpy()))
-        if not parts:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-        return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
+            q, b = torch.nonzero(dist.cpu() <= radius_t[q_start : q_start + len(dist), None], as_tuple=True)
+            parts.append((q.numpy() + q_start, b.numpy() + b_start))
+        qi, bi = (np.concatenate(p) for p in zip(*parts))
+        d = np.empty(len(qi))
+        step = max(1, _PAIRS_PER_BLOCK // self.points.shape[1])
+        for lo in range(0, len(qi), step):
+            pairs = slice(lo, lo + step)
+            d[pairs] = pair_distances(centres[qi[pairs]], self.points[bi[pairs]], self._search_metric)
+        return qi, bi, d
+
+    def _padded(self, centres: np.ndarray, radius: np.ndarray) -> np.ndarray:
+        """``radius`` widened by a bound on the rounding of the matmul-form distance of ``centres``."""
+        radius = np.maximum(radius, 0.0)
+        tolerance = _MATMUL_ROUNDING * (self.points.shape[1] + 2)
+        if self.metric == "cosine":
+            return radius + tolerance
+        scale = np.einsum("ij,ij->i", centres, centres) + self._max_sq_norm
+        return np.sqrt(radius**2 + tolerance * scale)
 
     def _sky_candidates(
         self, centres: np.ndarray, chord: np.ndarray

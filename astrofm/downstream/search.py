@@ -69,7 +69,7 @@ def iter_distance_blocks(
             q = q_all[q_start : q_start + batch_size]
             dot = q @ chunk.T
             if metric == "cosine":
-                dist = 1.0 - dot
+                dist = (1.0 - dot).clamp_(0.0, 2.0)  # rounding can leave |cos| a hair above 1
             else:
                 dist = (q_sq[q_start : q_start + batch_size, None] + c_sq[None, :] - 2.0 * dot).clamp_min_(0).sqrt_()
             yield q_start, b_start, dist
@@ -88,8 +88,9 @@ def exact_search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``base`` to each query: (distances (q, k), row indices (q, k)), ascending.
 
-    Memory is O(batch_size × chunk_size), whatever the base size. Fewer than ``k`` base rows give
-    index -1 and distance inf in the missing columns.
+    Memory is O(batch_size × chunk_size), whatever the base size. Of equal distances the lower rows
+    come first, whatever the chunking. Fewer than ``k`` base rows give index -1 and distance inf in the
+    missing columns.
     """
     import torch
 
@@ -102,13 +103,12 @@ def exact_search(
     for q_start, b_start, dist in iter_distance_blocks(
         queries, base, metric=metric, batch_size=batch_size, chunk_size=chunk_size, device=device, dtype=dtype
     ):
-        kk = min(k, dist.shape[1])
-        d, i = torch.topk(dist, kk, dim=1, largest=False, sorted=False)
+        d, i = _smallest(dist, min(k, dist.shape[1]))
         rows = slice(q_start, q_start + len(d))
-        cand_d = torch.cat([best_d[rows], d.cpu()], dim=1)
-        cand_i = torch.cat([best_i[rows], i.cpu() + b_start], dim=1)
-        top_d, pos = torch.topk(cand_d, k, dim=1, largest=False, sorted=True)
-        best_d[rows], best_i[rows] = top_d, torch.gather(cand_i, 1, pos)
+        cand_d, cand_i = _by_distance_then_row(
+            torch.cat([best_d[rows], d.cpu()], dim=1), torch.cat([best_i[rows], i.cpu() + b_start], dim=1)
+        )
+        best_d[rows], best_i[rows] = cand_d[:, :k], cand_i[:, :k]
     distances, indices = best_d.numpy(), best_i.numpy()
     if metric == "l2" and n_queries:
         distances, indices = _exact_l2(queries, base, distances, indices)
@@ -245,8 +245,46 @@ def search_store(
     )
 
 
+def pair_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """Float64 distances between the paired rows of ``a`` and ``b`` (..., D), from their difference.
+
+    ``l2``: |a − b|; ``cosine``: |â − b̂|² / 2 = 1 − cos θ (1 where a vector is zero). Unlike the matmul
+    form |a|² + |b|² − 2 a·b used to scan the base, these keep their digits for close pairs.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if metric == "l2":
+        return np.sqrt(((a - b) ** 2).sum(axis=-1))
+    norm_a, norm_b = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    unit_a = a / np.where(norm_a > 0, norm_a, 1.0)[..., None]
+    unit_b = b / np.where(norm_b > 0, norm_b, 1.0)[..., None]
+    half_chord = ((unit_a - unit_b) ** 2).sum(axis=-1) / 2.0
+    return np.where((norm_a > 0) & (norm_b > 0), half_chord, 1.0)
+
+
+def _smallest(dist: Any, k: int) -> tuple[Any, Any]:
+    """The ``k`` smallest entries of each row of a distance block, unordered; of equal ones the first columns."""
+    import torch
+
+    if k == dist.shape[1]:
+        return dist, torch.arange(k, device=dist.device).expand_as(dist)
+    d, i = torch.topk(dist, k + 1, dim=1, largest=False, sorted=True)
+    d, i, tied = d[:, :k], i[:, :k], d[:, k] == d[:, k - 1]  # topk picks any of entries equal to the k-th
+    if tied.any():
+        d[tied], i[tied] = (x[:, :k] for x in torch.sort(dist[tied], dim=1, stable=True))
+    return d, i
+
+
+def _by_distance_then_row(d: Any, i: Any) -> tuple[Any, Any]:
+    """Each row of (distances, indices) sorted by distance, equal distances by index."""
+    import torch
+
+    i, order = torch.sort(i, dim=1)
+    d, order = torch.sort(torch.gather(d, 1, order), dim=1, stable=True)
+    return d, torch.gather(i, 1, order)
+
+
 def _exact_l2(queries: Any, base: Any, distances: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recompute the found L2 distances as |q − x| in float64 and re-sort each row.
+    """Recompute the found L2 distances as |q − x| in float64 and re-sort each row (ties by index).
 
     The matmul form |q|² + |x|² − 2 q·x loses digits for close pairs (|x| ≫ |q − x|).
     """
@@ -262,8 +300,8 @@ def _exact_l2(queries: Any, base: Any, distances: np.ndarray, indices: np.ndarra
         picked = _numpy(base[torch.as_tensor(rows)] if isinstance(base, torch.Tensor) else base[rows])
         x = picked.astype(np.float64)[np.searchsorted(rows, np.where(valid, idx, rows[0]))]
         q = _numpy(queries[lo : lo + 4096]).astype(np.float64)
-        exact = np.where(valid, np.sqrt(((q[:, None, :] - x) ** 2).sum(axis=-1)), np.inf)
-        order = np.argsort(exact, axis=1, kind="stable")
+        exact = np.where(valid, pair_distances(q[:, None, :], x, "l2"), np.inf)
+        order = np.lexsort((idx, exact), axis=1)
         out_d[lo : lo + 4096] = np.take_along_axis(exact, order, 1)
         out_i[lo : lo + 4096] = np.take_along_axis(idx, order, 1)
     return out_d, out_i

@@ -103,7 +103,7 @@ def check_vectors(
 def check_targets(
     values: Any, n: int, *, where: Where = None, field: str = "target", numeric: bool = True
 ) -> np.ndarray:
-    """A 1-D target array of length ``n``; finite floats when ``numeric``."""
+    """A 1-D target array of length ``n``: floats when ``numeric``; float targets (values or classes) finite."""
     array = np.asarray(values)
     if array.ndim != 1 or len(array) != n:
         raise DataFormatError(
@@ -119,13 +119,13 @@ def check_targets(
                 found=array.dtype,
             )
         array = array.astype(np.float64)
-        if not np.isfinite(array).all():
-            row = int(np.flatnonzero(~np.isfinite(array))[0])
-            raise DataFormatError(
-                where,
-                f"non-finite target in row {row}",
-                field=field,
-                expected="finite values",
-                found=array[row],
-            )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        row = int(np.flatnonzero(~np.isfinite(array))[0])
+        raise DataFormatError(
+            where,
+            f"non-finite target in row {row}",
+            field=field,
+            expected="finite values",
+            found=array[row],
+        )
     return array

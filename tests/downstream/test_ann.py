@@ -91,3 +91,13 @@ def test_hnsw_flat_and_bad_options(tmp_path):
         AnnIndex.build(base, kind="lsh")
     with pytest.raises(DataFormatError, match="dimension mismatch"):
         hnsw.search(base[:2, :8], 3)
+
+
+def test_ivfpq_needs_a_training_vector_per_centroid():
+    X = np.random.default_rng(0).normal(size=(100, 16)).astype(np.float32)
+    with pytest.raises(ConfigError, match="nlist=1 and nbits=1 needs at least 2 vectors to train, not 1"):
+        AnnIndex.build(X[:1], kind="ivfpq")
+    with pytest.raises(ConfigError, match="nbits=8 needs at least 256 vectors to train, not 100"):
+        AnnIndex.build(X, kind="ivfpq", params={"nbits": 8})
+    _, rows = AnnIndex.build(X[:2], kind="ivfpq").search(X[:2], 1)
+    assert rows[:, 0].tolist() == [0, 1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,12 @@ def test_active_learning_api_and_state(planted, tmp_path):
         learner.label(["nope"], [3])
     with pytest.raises(DataFormatError, match="one per object"):
         ActiveLearner(X, ids, scores[:-1])
+
+
+def test_lof_of_a_small_set_caps_its_neighbours(caplog):
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    X[-1] += 20  # 20 sigma off
+    with caplog.at_level(logging.WARNING, logger="astrofm.downstream.anomaly"):
+        scores = anomaly_scores(X, "lof")
+    assert scores[-1] == 1.0 and np.sort(scores)[-2] < 0.05
+    assert "LOF of 50 objects: n_neighbors capped from 50 to 25" in caplog.text

@@ -21,3 +21,13 @@ def test_id_column_becomes_object_id(tmp_path):
         read_catalog(path)
     with pytest.raises(DataFormatError, match="no nope column"):
         read_catalog(path, id_column="nope")
+
+
+def test_csv_ids_that_look_like_numbers_keep_their_text(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("object_id,score\n000021,3\n000008,\n7,1\n")
+    table = read_catalog(path)
+    assert list(table["object_id"]) == ["000021", "000008", "7"]
+    assert list(table["score"].filled(-1)) == [3, -1, 1]  # other columns are still typed by astropy
+    path.write_text("desi_id,z\n0042,0.5\n")
+    assert list(read_catalog(path, id_column="desi_id")["object_id"]) == ["0042"]

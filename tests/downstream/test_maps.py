@@ -8,6 +8,7 @@ import umap
 
 from astrofm.downstream import plots
 from astrofm.downstream.maps import umap_projection
+from astrofm.errors import ConfigError
 from tests.downstream.synthetic import gaussian_classes
 
 
@@ -56,3 +57,10 @@ def test_true_vs_predicted_plot(tmp_path, n):
     z = np.linspace(0, 1, n)
     fig = plots.plot_true_vs_predicted(z, z + 0.01, {"r2": 0.99, "n": n}, label="z", redshift=True)
     assert plots.save(fig, tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_map_of_too_few_objects_is_refused():
+    X = np.random.default_rng(0).normal(size=(4, 8))
+    with pytest.raises(ConfigError, match="a UMAP map needs at least 4 objects, not 3"):
+        umap_projection(X[:3])
+    assert umap_projection(X).shape == (4, 2)

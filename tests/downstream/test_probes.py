@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.metrics import f1_score
 
 from astrofm.downstream.metrics import classification_metrics, precision_at_k, recall_at_k, redshift_metrics
 from astrofm.downstream.probes import (
@@ -136,3 +137,43 @@ def test_bad_probe_inputs():
         KNNProbe(task="ranking").fit(X, y)
     with pytest.raises(ConfigError, match="probe must be"):
         make_probe("forest")
+
+
+def test_metrics_keep_test_classes_unseen_in_training():
+    m = classification_metrics(["a", "b", "c", "c"], ["a", "b", "a", "b"], labels=["a", "b", "d"])
+    assert m["labels"] == ["a", "b", "c", "d"]  # the training classes and every class of the test set
+    assert m["confusion_matrix"] == [[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]
+    assert m["macro_f1"] == pytest.approx(4 / 9)  # a and b: 2/3 each, c: 0; d is not in the test set
+    rng = np.random.default_rng(0)
+    probe = LinearProbe(task="classification").fit(rng.normal(size=(40, 4)), np.repeat(["a", "b"], 20))
+    y_test = np.array(["a"] * 3 + ["b"] * 3 + ["c"] * 4)
+    y_pred = probe.predict(rng.normal(size=(10, 4)))
+    m = probe.evaluate(y_test, y_pred)
+    assert m["labels"] == ["a", "b", "c"] and np.sum(m["confusion_matrix"]) == m["n"] == 10
+    assert m["macro_f1"] == pytest.approx(f1_score(y_test, y_pred, average="macro", zero_division=0))
+
+
+def test_recall_ignores_missing_neighbours():
+    truth = np.array([[2, 1, 0, -1, -1]])  # 3 base rows for k = 5
+    assert recall_at_k(np.array([[2, 1, 0, -1, -1]]), truth) == 1.0
+    assert recall_at_k(np.array([[2, -1, -1, -1, -1]]), truth) == pytest.approx(1 / 3)
+    assert recall_at_k(np.array([[-1, -1]]), np.array([[0, -1]])) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["knn", "linear", "mlp"])
+def test_non_finite_class_labels_are_rejected(kind):
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    y = (np.arange(30) % 2).astype(float)
+    y[3] = np.nan
+    with pytest.raises(DataFormatError, match="field 'y': non-finite target in row 3"):
+        make_probe(kind, "classification").fit(X, y)
+    with pytest.raises(DataFormatError, match="field 'y_train': non-finite target in row 3"):
+        label_fraction_curve(make_probe(kind, "classification"), X, y, X, np.zeros(30), fractions=(1.0,))
+
+
+def test_label_fraction_curve_reports_the_labels_fitted():
+    X, y = gaussian_classes(200, dim=4, n_classes=10, seed=1)
+    curve = label_fraction_curve(KNNProbe("classification", k=5), X, y, X, y, fractions=(0.01, 0.1, 1.0),
+                                 seeds=(0, 1))
+    assert len(np.unique(y)) == 10
+    assert [p["n_labels"] for p in curve] == [10, 20, 200]  # 1%: 2 asked for, one of every class fitted

@@ -106,3 +106,26 @@ def test_radius_inputs_are_checked():
         search.nearest(np.zeros((1, 4)), 4)
     with pytest.raises(ConfigError, match="metric"):
         RadiusSearch(np.zeros((3, 4)), metric="chebyshev")
+
+
+def test_points_at_the_radius_are_inside():
+    rng = np.random.default_rng(1)
+    points = (rng.normal(size=(200, 16)) * 3 + 10).astype(np.float32)  # far from 0: the matmul form rounds
+    centres = (rng.normal(size=(50, 16)) * 3 + 10).astype(np.float32)
+    exact = np.sqrt(((centres[:, None].astype(np.float64) - points[None]) ** 2).sum(-1))
+    _, inside = RadiusSearch(points).bubble(centres, np.sort(exact, axis=1)[:, 4])
+    assert [len(i) for i in inside] == [5] * 50
+    for metric in ("euclidean", "cosine"):
+        search = RadiusSearch(points, metric=metric)
+        near_d, near_i = search.nearest(centres, 5)
+        distances, inside = search.bubble(centres, near_d[:, -1])
+        np.testing.assert_array_equal(np.stack(inside), near_i)
+        np.testing.assert_array_equal(np.stack(distances), near_d)
+
+
+def test_cosine_distances_of_close_pairs_keep_their_digits():
+    search = RadiusSearch(np.array([[1.0, 1e-8]]), metric="cosine")  # 1 - cos θ = 5e-17
+    distances, _ = search.nearest([[1.0, 0.0]], 1)
+    assert distances[0, 0] == pytest.approx(5e-17, rel=1e-6)
+    assert len(search.bubble([[1.0, 0.0]], 4e-17)[1][0]) == 0
+    assert len(search.bubble([[1.0, 0.0]], 6e-17)[1][0]) == 1

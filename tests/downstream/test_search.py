@@ -115,3 +115,14 @@ def test_cross_modal_and_vector_queries(store):
     assert info.value.object_id == "399"
     with pytest.raises(ConfigError, match="either"):
         search_store(store, "image", k=2)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_equal_distances_are_ordered_by_row_whatever_the_chunking(metric):
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(1, 8)).astype(np.float32)
+    base = np.vstack([rng.normal(size=(5, 8)), np.repeat(query, 6, 0), rng.normal(size=(5, 8))]).astype(np.float32)
+    for chunk_size in (16384, 7, 3, 1):
+        distances, indices = exact_search(query, base, 4, metric=metric, chunk_size=chunk_size)
+        assert indices[0].tolist() == [5, 6, 7, 8]  # 6 copies of the query at rows 5-10: the first 4
+        assert distances[0].tolist() == [0.0] * 4

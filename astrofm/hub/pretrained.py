@@ -166,14 +166,27 @@ def load_pretrained(source: str | Path, *, revision: str | None = None, device: 
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as error:
         raise DataFormatError(folder / WEIGHTS, "unreadable safetensors file", found=str(error)) from error
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise DataFormatError(folder / WEIGHTS, "weights do not match the architecture in config.json",
-                              expected=f"missing {missing[:5]}", found=f"unexpected {unexpected[:5]}")
-    model.load_state_dict(state)
+    load_state(model, state, folder / WEIGHTS)
     model.eval()
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device=device)
+
+
+def load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], where: str | Path, *,
+               strict: bool = True) -> None:
+    """Load ``state`` into ``model`` once it is known to fit: the same names (with ``strict``) and, for every
+    name they share, the same shape; otherwise a DataFormatError naming ``where`` and the first mismatches."""
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if strict and (missing or unexpected):
+        raise DataFormatError(where, "weights do not match the model's architecture",
+                              expected=f"missing {missing[:5]}", found=f"unexpected {unexpected[:5]}")
+    reshaped = [name for name, value in own.items() if name in state and state[name].shape != value.shape]
+    if reshaped:
+        raise DataFormatError(where, f"{len(reshaped)} weights have other shapes than the model's (another width, "
+                              "depth, patch or band count?)", field=reshaped[0],
+                              expected=[tuple(own[n].shape) for n in reshaped[:3]],
+                              found=[tuple(state[n].shape) for n in reshaped[:3]])
+    model.load_state_dict(state, strict=False)
 
 
 def push_to_hub(model: AstroFM | ARModel, repo_id: str, *, card: ModelCard | None = None, private: bool = False,

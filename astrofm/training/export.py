@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from astrofm.errors import ConfigError, DataFormatError
-from astrofm.hub.pretrained import WEIGHTS, ModelCard, save_pretrained
+from astrofm.hub.pretrained import WEIGHTS, ModelCard, load_state, save_pretrained
 
 
 def model_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -37,11 +37,8 @@ def model_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> None:
-    """Load model weights from ``path`` (see :func:`model_state`) into ``model``."""
-    missing, unexpected = model.load_state_dict(model_state(path), strict=False)
-    if strict and (missing or unexpected):
-        raise DataFormatError(path, "weights do not match the model", expected=f"missing none (got {missing[:5]})",
-                              found=f"unexpected {unexpected[:5]}")
+    """Load model weights from ``path`` (see :func:`model_state`) into ``model``; names and shapes must fit."""
+    load_state(model, model_state(path), path, strict=strict)
 
 
 def check_checkpoint_file(path: Path) -> None:

@@ -91,6 +91,27 @@ def test_tampered_or_newer_files_are_refused(saved, tmp_path):
         load_pretrained(copy)
 
 
+def test_weights_of_another_shape_are_refused_naming_the_first_one(saved, tmp_path):
+    """A config edited to another width (manifest removed): every weight name fits, their shapes do not."""
+    from astrofm.model import AstroFM
+    from astrofm.training.export import load_weights
+
+    copy = tmp_path / "wider"
+    copy.mkdir()
+    for f in saved.iterdir():
+        if f.name != "manifest.json":
+            (copy / f.name).write_bytes(f.read_bytes())
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["modalities"]["image"]["config"]["dim"] = 24
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataFormatError, match="other shapes") as info:
+        load_pretrained(copy)
+    assert info.value.file == str(copy / "model.safetensors") and info.value.field.startswith("encoders.image.")
+    wider = AstroFM.from_config(config["model"])
+    with pytest.raises(DataFormatError, match="other shapes"):
+        load_weights(wider, saved)  # init_from a folder of the narrower model
+
+
 def test_hub_download_then_offline_cache(saved, tmp_path):
     """A hub repo id on a loopback hub; then the same id loads offline from the cache."""
     code = ("import sys, torch; from astrofm.hub.pretrained import load_pretrained; "

@@ -1,9 +1,10 @@
 """In-memory caching of preprocessed samples for small datasets trained for many epochs.
 
 A sample transform is split into its deterministic part (per modality, the transforms before the
-first random augmentation) and the rest. :class:`CachedSource` reads each block once, applies the
-deterministic part and keeps the result; later epochs only run the random augmentations. Use it
-with ``num_workers=0`` (each loader worker would hold its own copy).
+first one that draws from the generator: random augmentations, and e.g. ``LengthCap``'s random subset)
+and the rest. :class:`CachedSource` reads each block once, applies the deterministic part and keeps
+the result; every epoch runs the rest. Use it with ``num_workers=0`` (each loader worker would hold
+its own copy).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from astrofm.data.transforms import Compose, SampleTransform
 
 
 def split_random(transform: SampleTransform) -> tuple[SampleTransform, SampleTransform]:
-    """(deterministic prefix, remainder) of every modality's pipeline."""
+    """(prefix that uses no generator, remainder) of every modality's pipeline."""
     fixed, rest = {}, {}
     for name, pipeline in transform.pipelines.items():
         steps = pipeline.transforms
-        cut = next((i for i, t in enumerate(steps) if t.random), len(steps))
+        cut = next((i for i, t in enumerate(steps) if t.uses_rng), len(steps))
         fixed[name], rest[name] = Compose(steps[:cut]), Compose(steps[cut:])
     return SampleTransform(fixed), SampleTransform({k: v for k, v in rest.items() if v.transforms})
 

@@ -114,19 +114,29 @@ def _smallest(counts: list[int | None]) -> int | None:
 
 
 class EpochLoader(StreamingLoader):
-    """A ``StreamingLoader`` whose ``len()`` is the number of batches every DDP rank delivers in the current
-    epoch: the smallest over the ranks, so that the ranks step together (a rank with one batch more would wait
-    for the others in its gradient all-reduce forever). A rank's extra batches are left for later epochs, whose
-    block order differs.
+    """A ``StreamingLoader`` whose ``len()`` is the number of batches this DDP rank delivers in the current epoch.
+
+    With ``equal_ranks`` (training) that is the smallest count over the ranks, so that the ranks step together
+    (a rank with one batch more would wait for the others in its gradient all-reduce forever); a rank's extra
+    batches are left for later epochs, whose block order differs. Without it (evaluation) every rank runs its
+    own stream to its end, so each object is evaluated exactly once; only if some rank has no batch at all do
+    all ranks deliver none (a rank that skips evaluation would miss the others' end-of-epoch metric sync).
 
     Lightning stops asking for batches once it has had ``len()`` of them, so the stream would never
     see its end and would start the next epoch where it stood (an empty epoch). The loader therefore
     closes the epoch itself when it hands out the epoch's last batch.
     """
 
+    def __init__(self, dataset: StreamingDataset, *, equal_ranks: bool = True, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self.equal_ranks = equal_ranks
+
     def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
-        counts, rank = self._rank_counts()
-        total, own = _smallest(counts), counts[rank]
+        own, total = self._epoch_counts()
+        if total == 0 and own:
+            dataset: StreamingDataset = self.dataset  # type: ignore[assignment]
+            log.warning("%s: a DDP rank has no batch this epoch, so no rank reads one; use fewer ranks or "
+                        "loader workers for this split", dataset.source.name)
         remaining = None if total is None else total - self._batches
         if remaining is not None and remaining <= 0:
             self.end_epoch()
@@ -142,8 +152,14 @@ class EpochLoader(StreamingLoader):
             yield batch
 
     def batches_in_epoch(self) -> int | None:
-        """Batches every rank delivers in the current epoch; None if a block's length is unknown."""
-        return _smallest(self._rank_counts()[0])
+        """Batches this rank delivers in the current epoch; None if a block's length is unknown."""
+        return self._epoch_counts()[1]
+
+    def _epoch_counts(self) -> tuple[int | None, int | None]:
+        """(batches this rank could deliver in the current epoch, batches it delivers)."""
+        counts, rank = self._rank_counts()
+        smallest = _smallest(counts)
+        return counts[rank], smallest if self.equal_ranks or smallest == 0 else counts[rank]
 
     def _rank_counts(self) -> tuple[list[int | None], int]:
         """(batches each rank could deliver in the current epoch, this rank)."""
@@ -187,7 +203,13 @@ class AstroFMDataModule(L.LightningDataModule):
     sim_seed:
         Seed of the simulation.
     split:
-        Split manifest (JSON) relative to ``root``; None: hash split with ``split_fractions``.
+        Split manifest (JSON) relative to ``root``; None or a missing file: hash split with ``split_fractions``
+        and ``split_seed``. A manifest whose train split matches no object is a ConfigError when fitting.
+    split_fractions:
+        Train, val and test fractions of the hash split.
+    split_seed:
+        Seeds the hash split (without a manifest), independently of ``seed``: keep it fixed across the runs and
+        evaluations of one experiment, or test objects leak into training.
     batch_size, eval_batch_size:
         Objects per training / evaluation batch (per rank).
     num_workers:
@@ -199,7 +221,7 @@ class AstroFMDataModule(L.LightningDataModule):
     buffer_size, block_size:
         Shuffle buffer (samples) and contiguous read size (rows).
     seed:
-        Seeds the stream order and augmentations.
+        Seeds the stream order and augmentations (not the split: see ``split_seed``).
     fit_samples:
         Train objects used to fit the transforms' statistics.
     drop_last:
@@ -207,13 +229,14 @@ class AstroFMDataModule(L.LightningDataModule):
     labels:
         Label tables joined onto the samples as targets (see :class:`LabelSpec`).
     cache:
-        Keep preprocessed samples in memory after their first read (deterministic transforms done
-        once; random augmentations every epoch). For data that fits in RAM; use ``num_workers=0``.
+        Keep preprocessed samples in memory after their first read (transforms that use no generator
+        done once; from the first that does, e.g. an augmentation or ``LengthCap``, every epoch). For data
+        that fits in RAM; use ``num_workers=0``.
     """
 
     def __init__(self, root: str, sources: list[SourceSpec], *, simulate: str | None = None, sim_seed: int = 0,
                  split: str | None = "splits.json", split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                 batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
+                 split_seed: int = 0, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
                  persistent_workers: bool = True, buffer_size: int = 2048, block_size: int = 256, seed: int = 0,
                  fit_samples: int = 2048, drop_last: bool = True, labels: list[LabelSpec] | None = None,
                  cache: bool = False) -> None:
@@ -226,6 +249,7 @@ class AstroFMDataModule(L.LightningDataModule):
         self.sim_seed = sim_seed
         self.split = split
         self.split_fractions = tuple(split_fractions)
+        self.split_seed = split_seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -271,11 +295,11 @@ class AstroFMDataModule(L.LightningDataModule):
         source = self.open_source()
         ids = object_positions(source)[0]
         if self.split is not None and (self.root / self.split).exists():
-            chosen = split_ids(self.root / self.split, ids)
+            chosen = split_ids(self.root / self.split, ids, required=("train",) if stage in (None, "fit") else ())
         else:
             if self.split is not None:
                 log.warning("no split manifest at %s: splitting by object-id hash", self.root / self.split)
-            chosen = hash_split(ids, self.split_fractions, self.seed)
+            chosen = hash_split(ids, self.split_fractions, self.split_seed)
         self.splits = {name: SubsetSource(source, chosen[name], name=f"{source.name}:{name}") for name in SPLITS}
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
 
@@ -314,14 +338,16 @@ class AstroFMDataModule(L.LightningDataModule):
         return size
 
     def loader(self, split: str, *, shuffle: bool = False, batch_size: int | None = None,
-               drop_last: bool = False, transform: SampleFn | None = None) -> EpochLoader:
-        """A resumable loader over one split (evaluation order unless ``shuffle``)."""
+               drop_last: bool = False, transform: SampleFn | None = None, equal_ranks: bool = False
+               ) -> EpochLoader:
+        """A resumable loader over one split (evaluation order unless ``shuffle``; every DDP rank to its end
+        unless ``equal_ranks``, see :class:`EpochLoader`)."""
         return EpochLoader(self.stream(split, shuffle=shuffle, batch_size=batch_size, drop_last=drop_last,
-                                       transform=transform), num_workers=self.num_workers,
-                           persistent_workers=self.persistent_workers)
+                                       transform=transform), equal_ranks=equal_ranks,
+                           num_workers=self.num_workers, persistent_workers=self.persistent_workers)
 
     def train_dataloader(self) -> EpochLoader:
-        return self.loader("train", shuffle=True, drop_last=self.drop_last)
+        return self.loader("train", shuffle=True, drop_last=self.drop_last, equal_ranks=True)
 
     def val_dataloader(self) -> EpochLoader:
         return self.loader("val", batch_size=self.eval_batch_size)

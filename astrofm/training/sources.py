@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from astrofm.data.sources import BlockSource
 from astrofm.errors import ConfigError, DataFormatError
 
 SPLITS = ("train", "val", "test")
+
+log = logging.getLogger(__name__)
 
 
 def object_positions(source: BlockSource) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -128,12 +131,14 @@ def hash_split(object_ids: Sequence[str] | np.ndarray, fractions: Sequence[float
     return {name: ids[(u >= lo) & (u < hi)] for name, lo, hi in zip(SPLITS, edges[:-1], edges[1:])}
 
 
-def split_ids(path: str | Path, object_ids: np.ndarray) -> dict[str, np.ndarray]:
+def split_ids(path: str | Path, object_ids: np.ndarray, required: Sequence[str] = ("train",)
+              ) -> dict[str, np.ndarray]:
     """The ids of ``object_ids`` in each split of a manifest.
 
     Two layouts are read: ``{"train": [ids], "val": [...], "test": [...]}``, and the simulated
     universe's ``{"populations": {<population>: {<split>: {<survey>: [ids], ...}}}}``, where an
-    object is in a split if its id is listed there under any survey.
+    object is in a split if its id is listed there under any survey. Ids are compared as text. A
+    ``required`` split that matches no object is a ConfigError; another empty split is logged as a warning.
     """
     try:
         manifest = json.loads(Path(path).read_text())
@@ -147,4 +152,12 @@ def split_ids(path: str | Path, object_ids: np.ndarray) -> dict[str, np.ndarray]
     if not any(listed.values()):
         raise DataFormatError(path, "split manifest lists no objects", expected=f"ids under {list(SPLITS)}")
     ids = np.asarray(object_ids, dtype=str)
-    return {s: ids[np.isin(ids, np.asarray(listed[s], dtype=str))] for s in SPLITS}
+    chosen = {s: ids[np.isin(ids, np.asarray(listed[s], dtype=str))] for s in SPLITS}
+    for split in (s for s in SPLITS if not len(chosen[s])):
+        problem = (f"split manifest {path}: no object of the data is in its {split!r} split: the manifest lists "
+                   f"{len(listed[split])} ids there (e.g. {listed[split][:3]}), the data has {len(ids)} (e.g. "
+                   f"{ids[:3].tolist()}); ids are compared as text, so e.g. 7 and '007' differ")
+        if split in required:
+            raise ConfigError(problem)
+        log.warning(problem)
+    return chosen

@@ -160,6 +160,18 @@ def test_lightcurve_transforms():
     assert len(random_cap["time"]) == 50 and not np.array_equal(random_cap["time"], capped["time"])
 
 
+def test_transforms_that_draw_from_the_generator_are_flagged_and_the_cap_applies_in_eval():
+    from astrofm.data.transforms import TRANSFORMS
+
+    ours = {name: cls for name, cls in TRANSFORMS.items() if cls.__module__.startswith("astrofm.data.transforms")}
+    assert {name for name, cls in ours.items() if cls.uses_rng} == {"LengthCap", "RandomFlipRot90"}
+    assert {name for name, cls in ours.items() if cls.random} == {"RandomFlipRot90"}
+    item = lightcurve_item(np.random.default_rng(3), n_points=300)
+    pipeline = Compose([TimeZeroPoint(), LengthCap(50)])
+    assert len(pipeline(item)["time"]) == 50  # not skipped without a generator
+    assert len(pipeline(item, np.random.default_rng(0))["time"]) == 50
+
+
 def test_standardize_fits_on_train_only_and_masks_missing():
     train = [{"values": np.array([1.0, np.nan, 10.0])}, {"values": np.array([3.0, 5.0, 10.0])}]
     test = {"values": np.array([100.0, np.nan, 10.0])}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
+from astrofm.data.dataset import write_dataset
 from astrofm.data.transforms import Compose, SampleTransform
 from astrofm.model import AstroFM
 from astrofm.training import AstroFMDataModule
 from astrofm.training.cache import CachedSource, split_random
+from tests.helpers.synthetic import make_samples
 from tests.modalities.factories import tiny_config
 
 
@@ -21,6 +24,45 @@ def test_split_random_keeps_order_around_the_first_augmentation() -> None:
     assert [type(t).__name__ for t in fixed.pipelines["image"].transforms] == ["ArcsinhScale"]
     assert [type(t).__name__ for t in rest.pipelines["image"].transforms] == ["RandomFlipRot90"]
     assert "spectrum" not in rest.pipelines and isinstance(fixed.pipelines["spectrum"], Compose)
+
+
+def test_split_random_runs_transforms_that_draw_from_the_generator_every_epoch() -> None:
+    transform = SampleTransform.from_dict({"lightcurve": [{"type": "TimeZeroPoint"}, {"type": "PerBandNormalize"},
+                                                          {"type": "LengthCap", "max_points": 8}]})
+    fixed, rest = split_random(transform)
+    assert [type(t).__name__ for t in fixed.pipelines["lightcurve"].transforms] == ["TimeZeroPoint",
+                                                                                     "PerBandNormalize"]
+    assert [type(t).__name__ for t in rest.pipelines["lightcurve"].transforms] == ["LengthCap"]
+
+
+@pytest.fixture(scope="module")
+def lightcurve_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lightcurves")
+    write_dataset(root / "lc", make_samples(48, modalities=("lightcurve",)))
+    return root
+
+
+def test_cached_lightcurve_batches_equal_streamed_ones_with_a_length_cap(lightcurve_root: Path) -> None:
+    config = tiny_config(("lightcurve",))
+    config["modalities"]["lightcurve"]["transforms"].append({"type": "LengthCap", "max_points": 10})
+    model = AstroFM.from_config(config)
+    batches = {}
+    for cache in (False, True):
+        data = AstroFMDataModule(str(lightcurve_root), [{"datasets": {"lc": {"path": "lc"}}}], split=None,
+                                 batch_size=8, cache=cache)
+        data.transform = model.transform
+        loader = data.train_dataloader()
+        batches[cache] = [list(loader), list(loader), list(data.val_dataloader())]  # two epochs, evaluation
+    for streamed, cached in zip(batches[False], batches[True]):
+        assert len(streamed) == len(cached) > 0
+        for a, b in zip(streamed, cached):
+            assert a.object_id == b.object_id
+            for field, value in a["lightcurve"].data.items():
+                torch.testing.assert_close(b["lightcurve"].data[field], value)
+    assert all(b["lightcurve"].data["time"].shape[1] == 10 for b in batches[True][2])  # capped in evaluation too
+    times = [{oid: t for b in epoch for oid, t in zip(b.object_id, b["lightcurve"].data["time"])}
+             for epoch in batches[True][:2]]
+    assert any(not torch.equal(times[0][oid], times[1][oid]) for oid in times[0])  # new points each epoch
 
 
 def test_cached_batches_equal_streamed_ones(synthetic_root: Path) -> None:

@@ -1,5 +1,6 @@
-"""Distributed training: ranks deliver the same number of batches every epoch, and a 2-process CPU DDP fit of a
-tiny config runs across epochs (before, a rank without a block failed and uneven ranks would hang)."""
+"""Distributed training: ranks deliver the same number of training batches every epoch, evaluation covers every
+object once, and a 2-process CPU DDP fit of a tiny config runs across epochs (before, a rank without a block
+failed and uneven ranks would hang)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 
 from astrofm.data.dataset import MMUDataset
 from astrofm.data.streaming import StreamingDataset
+from astrofm.training import AstroFMDataModule, SubsetSource
 from astrofm.training.data import EpochLoader
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -32,6 +34,36 @@ def test_ranks_deliver_the_same_number_of_distinct_batches_each_epoch(synthetic_
         assert len(ids) == len(set(ids))  # no object twice in an epoch
         assert all(loader._epoch == epoch + 1 for loader in loaders)  # the epoch was closed on both ranks
         counts = [[loader._rank_batches(r, 2) for r in range(2)] for loader in loaders]
+
+
+def test_evaluation_covers_every_object_once_across_ranks(synthetic_root: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    seen: dict[str, list[list[str]]] = {"train": [], "val": [], "test": []}
+    lengths: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for rank in range(2):
+        monkeypatch.setenv("RANK", str(rank))
+        data = AstroFMDataModule(str(synthetic_root), [{"datasets": {"gal": {"path": "gal"}}}], split=None,
+                                 split_fractions=(0.5, 0.3, 0.2), batch_size=8, eval_batch_size=4, block_size=8)
+        for split, loader in (("train", data.train_dataloader()), ("val", data.val_dataloader()),
+                              ("test", data.test_dataloader())):
+            lengths[split].append(len(loader))
+            seen[split].append([oid for batch in loader for oid in batch.object_id])
+            assert len(seen[split][-1]) <= len(loader) * (8 if split == "train" else 4)
+    assert lengths["train"][0] == lengths["train"][1]  # training ranks step together
+    assert lengths["val"][0] != lengths["val"][1]  # the evaluation layout is uneven ...
+    for split in ("val", "test"):  # ... and still every object is evaluated, once
+        ids = seen[split][0] + seen[split][1]
+        assert sorted(ids) == sorted(data.splits[split].object_ids.tolist())
+
+
+def test_no_rank_evaluates_a_split_that_leaves_a_rank_without_objects(synthetic_root: Path) -> None:
+    data = MMUDataset(synthetic_root / "gal")
+    one = SubsetSource(data, data.catalog.object_id[:1])  # a rank that skipped evaluation would hang the others
+    loaders = [EpochLoader(StreamingDataset(one, batch_size=4, shuffle=False, rank=r, world_size=2),
+                           equal_ranks=False) for r in range(2)]
+    assert [len(loader) for loader in loaders] == [0, 0]
+    assert [list(loader) for loader in loaders] == [[], []]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from astrofm.data.dataset import MMUDataset
-from astrofm.errors import DataFormatError
+from astrofm.errors import ConfigError, DataFormatError
 from astrofm.training import AstroFMDataModule, ConcatSource, SubsetSource, hash_split
 from astrofm.training.sources import split_ids
 
@@ -40,6 +40,39 @@ def test_split_manifests_in_both_layouts(tmp_path: Path) -> None:
     empty.write_text("{}")
     with pytest.raises(DataFormatError, match="no objects"):
         split_ids(empty, ids)
+
+
+def test_a_manifest_matching_no_train_object_is_refused_and_empty_eval_splits_warned(
+        synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ids = MMUDataset(synthetic_root / "gal").catalog.object_id.tolist()  # "1000", "1001", ...
+    (tmp_path / "padded.json").write_text(json.dumps({"train": [f"{i:06d}" for i in range(1000, 1150)],
+                                                      "val": ids[150:175], "test": ids[175:]}))
+    module = AstroFMDataModule(str(tmp_path), [{"datasets": {"gal": {"path": str(synthetic_root / "gal")}}}],
+                               split="padded.json")
+    with pytest.raises(ConfigError, match=r"padded\.json.*'train'.*'001000'.*data has 200 \(e\.g\. \['1"):
+        module.setup("fit")
+    module.setup("test")  # testing a checkpoint needs no train objects
+    assert len(module.splits["train"]) == 0 and len(module.splits["test"]) == 25
+    (tmp_path / "no-val.json").write_text(json.dumps({"train": ids[:150], "val": ["nope"], "test": ids[150:]}))
+    module = AstroFMDataModule(str(tmp_path), [{"datasets": {"gal": {"path": str(synthetic_root / "gal")}}}],
+                               split="no-val.json")
+    with caplog.at_level("WARNING"):
+        module.setup()
+    assert len(module.splits["train"]) == 150 and len(module.splits["val"]) == 0
+    assert "no-val.json" in caplog.text and "'val'" in caplog.text and "'nope'" in caplog.text
+
+
+def test_the_hash_split_follows_split_seed_not_the_stream_seed(synthetic_root: Path) -> None:
+    def splits(**options: int) -> dict[str, set[str]]:
+        module = AstroFMDataModule(str(synthetic_root), [{"datasets": {"gal": {"path": "gal"}}}], split=None,
+                                   **options)
+        module.setup()
+        return {k: set(v.object_ids.tolist()) for k, v in module.splits.items()}
+
+    base = splits()
+    assert splits(seed=7) == base
+    moved = splits(split_seed=7)
+    assert moved != base and set.union(*moved.values()) == set.union(*base.values())
 
 
 def test_subset_and_concat_sources_read_the_chosen_objects(synthetic_root: Path) -> None:

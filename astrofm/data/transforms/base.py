@@ -4,7 +4,8 @@ A transform maps one modality dict to another. Parameters are dataclass
 fields; fitted statistics are listed in ``fitted_fields`` and saved with them,
 so a pipeline round-trips through JSON (it travels inside model checkpoints).
 Random augmentations run only when given a generator (``rng``); in evaluation
-they are skipped, so eval is deterministic.
+they are skipped, so eval is deterministic. Other transforms may also draw from
+a generator when given one (e.g. ``LengthCap`` picks random points in training).
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ class Transform:
     fitted_fields: ClassVar[tuple[str, ...]] = ()
     #: True for random augmentations (skipped when no generator is given).
     random: ClassVar[bool] = False
+    #: True if the transform draws from the generator when given one (set for every ``random`` one):
+    #: its output differs between epochs, so it is never cached.
+    uses_rng: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls.uses_rng = cls.uses_rng or cls.random
         TRANSFORMS[cls.__name__] = cls
 
     @property

@@ -71,6 +71,7 @@ class LengthCap(Transform):
     random subset. Time order is preserved.
     """
 
+    uses_rng = True
     max_points: int = 200
 
     def __call__(self, item: Item, rng: np.random.Generator | None = None) -> Item:

@@ -90,4 +90,5 @@ class AutoregressiveObjective(Objective):
             metrics[f"loss/{name}"] = value.detach()
             metrics[f"tokens/{name}"] = p.valid.sum().detach().float()
         loss = torch.stack(losses).sum() / torch.stack(weights).sum().clamp_min(1e-12)
-        return ObjectiveOutput(loss, metrics)
+        names = [f"{kind}/{name}" for name in model.modalities for kind in ("loss", "tokens")]
+        return ObjectiveOutput(loss, metrics).with_placeholders(names)

@@ -10,7 +10,7 @@ trained with the model but are not part of it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,10 +31,22 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 
 @dataclass
 class ObjectiveOutput:
-    """A scalar loss to minimize and detached metrics to log (name -> scalar tensor)."""
+    """A scalar loss to minimize and detached metrics to log (name -> scalar tensor).
+
+    ``absent`` names the metrics that are placeholders (0) because the batch had no data for them (a
+    modality or pair missing from it): every batch reports the same names, so that DDP ranks reduce the
+    same validation metrics, and a placeholder is given no weight.
+    """
 
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()
+
+    def with_placeholders(self, names: Iterable[str]) -> ObjectiveOutput:
+        """This output with a 0 placeholder, marked absent, for every one of ``names`` it lacks."""
+        missing = [name for name in names if name not in self.metrics]
+        placeholders = {name: self.loss.detach().new_zeros(()) for name in missing}
+        return ObjectiveOutput(self.loss, {**self.metrics, **placeholders}, self.absent | frozenset(missing))
 
 
 class Objective(nn.Module, ABC):

@@ -51,7 +51,7 @@ class WeightedSumObjective(Objective):
 
     def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
         total = torch.zeros(())
-        metrics = {}
+        metrics, absent = {}, set()
         sharing = sum(objective.uses_embeddings for objective in self.parts.values()) > 1
         embedded = model(batch) if sharing else None  # encoded once for every part that takes embeddings
         for key, objective in self.parts.items():
@@ -60,4 +60,5 @@ class WeightedSumObjective(Objective):
             total = total.to(output.loss.device) + self.part_weights[key] * output.loss
             metrics[f"{key}/loss"] = output.loss.detach()
             metrics.update({f"{key}/{k}": v for k, v in output.metrics.items()})
-        return ObjectiveOutput(total, metrics)
+            absent.update(f"{key}/{k}" for k in output.absent)
+        return ObjectiveOutput(total, metrics, frozenset(absent))

@@ -234,9 +234,11 @@ class MaskedObjective(Objective):
             losses.append(value * w)
             weights.append(w)
             metrics[f"loss/{name}"] = value.detach()
+        names = [f"loss/{name}" for name in self.modalities]
         if not losses:  # none of the modalities in this batch: a zero that still reaches every head
-            return ObjectiveOutput(zero_loss(self.heads))
-        return ObjectiveOutput(torch.stack(losses).sum() / torch.stack(weights).sum().clamp_min(1e-12), metrics)
+            return ObjectiveOutput(zero_loss(self.heads)).with_placeholders(names)
+        loss = torch.stack(losses).sum() / torch.stack(weights).sum().clamp_min(1e-12)
+        return ObjectiveOutput(loss, metrics).with_placeholders(names)
 
 
 def _supported(encoder: ModalityEncoder) -> bool:

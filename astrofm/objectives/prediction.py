@@ -173,9 +173,11 @@ class EmbeddingPredictionObjective(Objective):
             name = f"{source}->{target}"
             metrics[f"loss/{name}"] = value.detach()
             metrics[f"r2/{name}"] = _explained(predicted.detach().float(), values, weight)
+        names = [f"{kind}/{source}->{target}" for source, target in self.pairs for kind in ("loss", "r2")]
         if not losses:  # no pair in this batch: a zero that still reaches every decoder
-            return ObjectiveOutput(zero_loss(self.decoders))
-        return ObjectiveOutput(torch.stack(losses).sum() / torch.stack(counted).sum().clamp_min(1), metrics)
+            return ObjectiveOutput(zero_loss(self.decoders)).with_placeholders(names)
+        loss = torch.stack(losses).sum() / torch.stack(counted).sum().clamp_min(1)
+        return ObjectiveOutput(loss, metrics).with_placeholders(names)
 
 
 def _explained(predicted: Tensor, values: Tensor, weight: Tensor) -> Tensor:

@@ -121,8 +121,11 @@ class ModelModule(L.LightningModule):
         self.log(f"{stage}/loss", output.loss.detach(), prog_bar=True, on_step=on_step, on_epoch=not on_step,
                  batch_size=batch_size, sync_dist=not on_step)
         for name, value in output.metrics.items():
-            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=not on_step, batch_size=batch_size,
-                     sync_dist=not on_step)
+            absent = name in output.absent  # a placeholder: weightless in the epoch mean, not a step's value
+            if absent and on_step:
+                continue
+            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=not on_step,
+                     batch_size=0 if absent else batch_size, sync_dist=not on_step)
 
 
 class PretrainModule(ModelModule):

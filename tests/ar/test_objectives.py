@@ -156,3 +156,26 @@ def test_contrastive_plus_masked_trains_through_the_pretrain_module() -> None:
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
     assert (module.objective.parts["masked"].heads["spectrum"].weight - head).abs().max() > 0
     assert set(module.objective.parts["masked"].heads) == {"image", "spectrum"}
+
+
+def test_a_pair_missing_from_a_validation_batch_is_weightless_in_the_epoch_mean() -> None:
+    """Every batch reports every metric name (DDP ranks reduce the same ones); a placeholder has no weight."""
+    import lightning as L
+
+    from astrofm.training import PretrainModule
+    from tests.modalities.factories import tiny_config
+
+    module = PretrainModule(tiny_config(("image", "spectrum")),
+                            objective={"name": "predict", "pairs": [["image", "spectrum"]], "bins": 6, "hidden": 32})
+    model = module.model.eval()
+    images_only = model.preprocess(raw_samples(4, modalities=("image",)))
+    both = model.preprocess(raw_samples(4, seed=1, modalities=("image", "spectrum")))
+    placeholder = module.objective(model, images_only)
+    assert placeholder.absent == {"loss/image->spectrum", "r2/image->spectrum"}
+    assert float(placeholder.metrics["loss/image->spectrum"]) == 0.0
+    with torch.no_grad():
+        expected = module.objective(model, both).metrics["loss/image->spectrum"]
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    batches = torch.utils.data.DataLoader([images_only, both, images_only], batch_size=None)  # one loader
+    logged = trainer.validate(module, dataloaders=batches, verbose=False)[0]
+    assert logged["val/loss/image->spectrum"] == pytest.approx(float(expected), rel=1e-5)

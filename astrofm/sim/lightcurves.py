@@ -56,7 +56,8 @@ def cadence(rng: np.random.Generator, ra: np.ndarray, dec: np.ndarray, band: str
     visit = (elongation > np.deg2rad(55.0)) & (rng.random((len(ra), len(nights))) < chance)
     star, night = np.nonzero(visit)
     time = nights[night] + SITES[rng.integers(0, len(SITES), len(night))] + rng.uniform(-0.12, 0.12, len(night))
-    return star, time
+    order = np.lexsort((time, star))  # site offsets and jitter can put a visit after the next night's
+    return star[order], time[order]
 
 
 def _skewed(rise: np.ndarray, harmonics: int) -> np.ndarray:

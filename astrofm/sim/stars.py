@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from astrofm.sim.photometry import AB_MINUS_VEGA
 from astrofm.sim.sky import foreground_ebv, galactic
+from astrofm.sim.stellar_sed import magnitudes
 from astrofm.sim.tables import Table
 
 CLASSES = ("EW", "SR", "EA", "RRAB", "EB", "ROT", "RRC", "HADS", "M", "DSCT")
@@ -154,11 +156,13 @@ def sample_stars(rng: np.random.Generator, ra: np.ndarray, dec: np.ndarray, clas
     l_deg, b_deg = galactic(ra, dec)
     ebv_total = foreground_ebv(l_deg, b_deg)
     sin_b = np.maximum(np.abs(np.sin(np.deg2rad(b_deg))), 0.02)
-    # Miras and SRs are set by their K-band luminosity: V − K from temperature (and dust)
-    abs_v = out.get("abs_mag_v", np.full(n, np.nan))
+    # Miras and SRs are set by their K-band (2MASS Ks, Vega) luminosity: V − Ks of the star's own SED, the
+    # colour its written magnitudes will have, so that the metadata keep the period–luminosity relation
+    abs_v = out.get("abs_mag_v", np.full(n, np.nan)).copy()
     cool = np.isnan(abs_v)
-    v_minus_k = np.where(cool, 1.9 + 6.5 * np.clip((3900 - out["teff"]) / 1400, 0, 1.5) + 2.0 * out["dust"], 0)
-    abs_v = np.where(cool, out.get("abs_mag_k", np.zeros(n)) + v_minus_k, abs_v)
+    if cool.any():
+        ks_minus_v = magnitudes(out["teff"][cool], out["dust"][cool], np.zeros(cool.sum()), np.zeros(cool.sum()))["Ks"]
+        abs_v[cool] = out["abs_mag_k"][cool] - ks_minus_v + AB_MINUS_VEGA["Ks"]
     # more faint stars than bright ones; giants (M, SR) are seen brighter, RR Lyrae fainter
     bright, span = np.where(np.isin(names, ["M", "SR"]), 9.0, 10.0), np.where(np.isin(names, ["M", "SR"]), 6.0, 7.0)
     mean_v = bright + span * rng.power(1.6, n)

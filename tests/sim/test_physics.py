@@ -143,3 +143,31 @@ def test_quiescent_galaxies_have_a_stronger_4000_break(tiny):
     d4000 = red / np.maximum(blue, 1e-3)
     quiescent = truth["quiescent"]
     assert np.median(d4000[bright & quiescent]) > np.median(d4000[bright & ~quiescent]) + 0.2
+
+
+def test_giants_keep_the_k_band_period_luminosity_relation_in_their_metadata(tiny):
+    """Miras and semi-regulars are placed by M_K(P); the written 2MASS-like Ks must give it back."""
+    from astrofm.sim.photometry import band
+
+    gaia = validation.read_dataset(tiny.datasets["gaia"], ["object_id", "k_mag"])
+    truth = tiny.truth("stars")
+    order = np.argsort(truth["gaia_object_id"])
+    rows = order[np.searchsorted(truth["gaia_object_id"], gaia["object_id"], sorter=order)]
+    a_k = band("Ks").extinction_coefficient / 3.1 * truth["av"][rows]
+    m_k = gaia["k_mag"] - 5 * np.log10(truth["distance_pc"][rows] / 10) - a_k
+    log_p = np.log10(truth["period"][rows])
+    relations = {b"M": (-3.51 * (log_p - 2.38) - 7.25, 0.15), b"SR": (-3.5 * (log_p - 2.0) - 6.0, 0.4)}
+    for name, (relation, scatter) in relations.items():
+        residual = (m_k - relation)[truth["class"][rows] == name]
+        assert len(residual) >= 10
+        assert abs(np.median(residual)) < 0.1 and np.std(residual) < 1.5 * scatter
+
+
+def test_light_curve_epochs_are_in_time_order():
+    from astrofm.sim.lightcurves import cadence
+
+    rng = np.random.default_rng(0)
+    for survey_band in ("V", "g"):
+        star, time = cadence(rng, rng.uniform(0, 360, 40), rng.uniform(-60, 60, 40), survey_band)
+        same_star = star[1:] == star[:-1]
+        assert np.all(np.diff(star) >= 0) and np.all(np.diff(time)[same_star] > 0)

@@ -4,7 +4,8 @@
 first 10 real ones, conditioned on them and on every modality before the spectrum in the model's
 order (e.g. the image); ``prefix_tokens=0`` predicts a whole spectrum from the image. The target's
 positions (e.g. the wavelengths of the windows) come from the batch; its values beyond the prefix
-are ignored. Each predicted token is fed back as the next input.
+are ignored. Each predicted token is fed back as the next input. Only real tokens are generated: a
+column that is no token (e.g. a spectrum window without a good pixel) is skipped, as in training.
 
 With ``use_cache=True`` the keys and values of earlier tokens are kept per block (a KV cache) and
 each step runs one token through the model; without it every step reruns the whole sequence.
@@ -104,8 +105,11 @@ def generate(model: ARModel, batch: Batch, modality: str, prefix_tokens: int = 0
         target, context, valid, start = _context(model, batch, modality, prefix_tokens)
         tokenizer = model.tokenizer(modality)
         n_rows, n_columns = target.mask.shape
-        last_real = torch.where(target.mask, torch.arange(n_columns, device=start.device), -1).amax(dim=1)
-        steps = int((last_real + 1 - start).clamp_min(0).max()) if n_rows else 0
+        columns = torch.arange(n_columns, device=start.device)
+        todo = target.mask & (columns >= start[:, None])  # the real tokens after the prefix, not the gaps
+        order = torch.where(todo, columns, n_columns).sort(dim=1).values  # per row: their columns first
+        n_todo = todo.sum(dim=1)
+        steps = int(n_todo.max()) if n_rows else 0
         values = target.values.clone()
         generated = torch.zeros_like(target.mask)
         cache = KVCache(len(model.trunk.blocks)) if use_cache else None
@@ -113,10 +117,9 @@ def generate(model: ARModel, batch: Batch, modality: str, prefix_tokens: int = 0
         inputs, keys = context, valid
         rows = torch.arange(n_rows, device=start.device)
         for step in range(steps):
-            column = start + step
-            inside = column <= last_real
+            inside = step < n_todo
             predicted = tokenizer.predict(state).to(values.dtype)
-            at = column.clamp(max=n_columns - 1)
+            at = order[:, step].clamp(max=n_columns - 1)
             values[rows[inside], at[inside]] = predicted[inside]
             generated[rows[inside], at[inside]] = True
             if step == steps - 1:

@@ -66,7 +66,9 @@ def spectra_errors(model: ARModel, batch: Any, prefix_fraction: float, mean_flux
         out[name] = ((flux - observed) ** 2 * weight).sum(axis=1) / weight.sum(axis=1)
         out[f"{name}_flux"] = flux
         out[f"{name}_baseline"] = ((mean_flux[None] - observed) ** 2 * weight).sum(axis=1) / weight.sum(axis=1)
-    out["observed"], out["good"], out["prefix_pixels"] = observed, good, np.full(len(observed), prefix * WINDOW)
+        if name == "continuation":
+            out["prefix_pixels"] = new.argmax(axis=1)  # each object's first generated pixel
+    out["observed"], out["good"] = observed, good
     return out
 
 

@@ -142,6 +142,31 @@ def test_generation_with_kv_cache_equals_generation_without(modality: str, prefi
     assert int(cached.generated[0].sum()) == int(cached.mask[0].sum()) - prefix
 
 
+@pytest.mark.parametrize("prefix", [0, 1])
+def test_generation_skips_columns_that_are_no_tokens(prefix: int) -> None:
+    """Leading and inner spectrum windows without a good pixel are no tokens: generation walks the real ones,
+    and each generated token is what the model predicts from the generated sequence itself."""
+    model = tiny_ar_model(("image", "spectrum"))
+    samples = raw_samples(3, modalities=("image", "spectrum"), lengths=[64, 64, 64])
+    for sample in samples:
+        sample["spectrum"]["mask"][:] = False
+    samples[0]["spectrum"]["mask"][:16] = True  # windows 0 and 1 (8 pixels each)
+    samples[1]["spectrum"]["mask"][24:40] = True  # windows 3 and 4
+    batch = model.preprocess(samples)
+    out = generate(model, batch, "spectrum", prefix)
+    mask = out.mask
+    assert mask[0, :2].sum() == 0 and mask[1, 3:5].sum() == 0
+    after_prefix = mask & (mask.long().cumsum(dim=1) > prefix)
+    assert torch.equal(out.generated, after_prefix)
+    spectrum = batch["spectrum"]
+    flux = model.tokenizer("spectrum").to_flux(out.values, spectrum.data["flux"].shape[1])
+    fed_back = Batch(batch.object_id, {**batch.modalities, "spectrum": ModalityBatch(
+        {**spectrum.data, "flux": flux.to(spectrum.data["flux"].dtype)}, spectrum.presence, spectrum.mask,
+        spectrum.meta)}, batch.targets)
+    teacher_forced = model(fed_back)["spectrum"].predicted
+    torch.testing.assert_close(out.values[out.generated], teacher_forced[out.generated], atol=1e-4, rtol=1e-4)
+
+
 def test_config_round_trips_through_json_and_safetensors(tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 

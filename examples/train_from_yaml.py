@@ -3,8 +3,9 @@
 A training config (``configs/*.yaml``) is a LightningCLI file with ``trainer``, ``model`` and ``data``
 sections. This script points its ``data.root`` at your MMU data (a folder holding
 ``<survey>/<subset>/healpix=N/*.hdf5`` datasets), moves every log, checkpoint and the exported model under
-``--out``, writes the resolved config there, and trains::
+``--out``, writes the resolved config there, and trains (here on a simulated universe made first)::
 
+    astrofm simulate --root data/sim/tiny --preset tiny
     python examples/train_from_yaml.py --config configs/galaxy-clip-tiny.yaml --data-root data/sim/tiny \\
         --out runs/my-run --max-steps 30
 

@@ -95,14 +95,17 @@ def _datasets(data: DataFolders) -> list[Any]:
 
 
 def gallery(
-    samples: Sequence[Mapping[str, Any]],
+    samples: Sequence[Mapping[str, Any] | None],
     titles: Sequence[str],
     *,
     modality: str | None = None,
     ncols: int = 6,
     title: str | None = None,
 ) -> Any:
-    """A thumbnail grid (images, spectra or light curves, whatever is present) with a title per object."""
+    """A thumbnail grid (images, spectra or light curves, whatever is present) with a title per object.
+
+    A ``None`` sample leaves its cell blank.
+    """
     with style():
         fig = thumbnail_grid(samples, modality=modality, ncols=ncols, titles=list(titles))
         if title:
@@ -118,20 +121,30 @@ def neighbour_grid(
     *,
     modality: str | None = None,
 ) -> Any:
-    """One row per query: the query, then its neighbours with their distances."""
-    samples, titles = [], []
+    """One row per query: the query, then its neighbours with their distances (``distances`` (q, k)).
+
+    A query with fewer than k neighbours (``result_samples`` rows shorter than k: the missing ones trail)
+    gets blank cells, so every query starts its own row.
+    """
+    width = distances.shape[1]
+    samples: list[Mapping[str, Any] | None] = []
+    titles: list[str] = []
     for query, results, dist in zip(query_samples, result_samples, distances):
-        samples.append(query)
-        titles.append(f"query {query['object_id']}")
-        for sample, d in zip(results, dist):
-            samples.append(sample)
-            titles.append(f"{sample['object_id']}\nd={d:.3g}")
-    return gallery(samples, titles, modality=modality, ncols=1 + distances.shape[1])
+        cells = list(zip(results, dist))
+        blank = width - len(cells)
+        samples += [query, *(sample for sample, _ in cells)] + [None] * blank
+        titles += [f"query {query['object_id']}", *(f"{sample['object_id']}\nd={d:.3g}" for sample, d in cells)]
+        titles += [""] * blank
+    return gallery(samples, titles, modality=modality, ncols=1 + width)
 
 
 # -- maps ---------------------------------------------------------------------------------------------
 def plot_map(xy: np.ndarray, values: Any = None, *, label: str | None = None, title: str | None = None) -> Any:
-    """The 2-D map coloured by ``values`` (numeric: colour bar; otherwise one colour per category)."""
+    """The 2-D map coloured by ``values`` (numeric: colour bar; otherwise one colour per category).
+
+    Numeric values with at most 12 distinct ones are categories too; NaN or inf values are drawn grey
+    ("unknown" in the legend).
+    """
     with style() as plt:
         fig, ax = plt.subplots(figsize=(4.2, 3.6))
         size = float(np.clip(3000.0 / max(len(xy), 1), 0.3, 12.0))
@@ -139,14 +152,16 @@ def plot_map(xy: np.ndarray, values: Any = None, *, label: str | None = None, ti
             ax.scatter(xy[:, 0], xy[:, 1], s=size, c="0.3", lw=0, rasterized=True)
         else:
             values = np.asarray(values)
-            if values.dtype.kind in "fiu" and len(np.unique(values)) > 12:
-                finite = np.isfinite(values.astype(np.float64))
-                ax.scatter(xy[~finite, 0], xy[~finite, 1], s=size, c="0.85", lw=0, rasterized=True)
-                points = ax.scatter(xy[finite, 0], xy[finite, 1], c=values[finite], s=size, lw=0, rasterized=True)
+            numeric = values.dtype.kind in "fiu"
+            known = np.isfinite(values.astype(np.float64)) if numeric else np.ones(len(values), bool)
+            categories = np.unique(values[known])
+            continuous = numeric and len(categories) > 12
+            if continuous:
+                points = ax.scatter(xy[known, 0], xy[known, 1], c=values[known], s=size, lw=0, rasterized=True)
                 fig.colorbar(points, ax=ax, label=label or "")
             else:
-                cmap = plt.get_cmap("tab10" if len(np.unique(values)) <= 10 else "tab20")
-                for i, category in enumerate(np.unique(values)):
+                cmap = plt.get_cmap("tab10" if len(categories) <= 10 else "tab20")
+                for i, category in enumerate(categories):
                     sel = values == category
                     ax.scatter(
                         xy[sel, 0],
@@ -157,6 +172,10 @@ def plot_map(xy: np.ndarray, values: Any = None, *, label: str | None = None, ti
                         label=str(category),
                         rasterized=True,
                     )
+            if not known.all():  # NaN / inf: grey, under the others, last in the legend
+                ax.scatter(xy[~known, 0], xy[~known, 1], s=size, c="0.85", lw=0, label="unknown", zorder=0.9,
+                           rasterized=True)
+            if not continuous:
                 ax.legend(title=label, markerscale=max(1.0, 6 / size), frameon=False, loc="best")
         ax.set_xlabel("UMAP 1")
         ax.set_ylabel("UMAP 2")

@@ -18,6 +18,9 @@ from astrofm.utils.atomic import atomic_path
 #: Legacy Survey DR10-like bands shown as (R, G, B) when present.
 _RGB_PREFERENCE = (("z", "r", "g"), ("i", "r", "g"), ("r", "g", "g"))
 
+#: The RGB value in [0, 1] of bad pixels in image composites (neutral grey).
+BAD_PIXEL_GREY = 0.5
+
 
 def pyplot() -> Any:
     """``matplotlib.pyplot``, imported on first use (headless machines get matplotlib's Agg fallback)."""
@@ -30,12 +33,14 @@ def _band_letter(name: str) -> str:
     return name.split("-")[-1].lower()
 
 
-def image_to_rgb(flux: np.ndarray, bands: Sequence[str] | None = None, *, stretch: float = 3.0,
-                 q: float = 8.0) -> np.ndarray:
+def image_to_rgb(flux: np.ndarray, bands: Sequence[str] | None = None, *, good: np.ndarray | None = None,
+                 stretch: float = 3.0, q: float = 8.0) -> np.ndarray:
     """An (H, W, 3) RGB array in [0, 1] from a (B, H, W) cutout, with an arcsinh stretch (Lupton-like).
 
     Bands are picked as z/r/g (or i/r/g) when their names are known, else the
-    last, middle and first band.
+    last, middle and first band. ``good`` (bool, broadcastable to ``flux``) marks
+    usable pixels: the stretch is set by them alone, and a pixel that is bad (or
+    not finite) in a shown band is drawn in :data:`BAD_PIXEL_GREY`.
     """
     flux = np.asarray(flux, dtype=np.float64)
     n_bands = flux.shape[0]
@@ -48,19 +53,32 @@ def image_to_rgb(flux: np.ndarray, bands: Sequence[str] | None = None, *, stretc
     if index is None:
         index = [n_bands - 1, n_bands // 2, 0]
     rgb = np.stack([flux[i] for i in index], axis=-1)
-    scale = np.percentile(np.abs(rgb), 99.5) or 1.0
+    bad = ~np.isfinite(rgb).all(axis=-1)
+    if good is not None:
+        good = np.broadcast_to(np.asarray(good, bool), flux.shape)
+        bad |= ~np.stack([good[i] for i in index], axis=-1).all(axis=-1)
+    rgb[bad] = 0.0
+    usable = np.abs(rgb[~bad])
+    scale = (np.percentile(usable, 99.5) if usable.size else 0.0) or 1.0
     intensity = rgb.mean(axis=-1, keepdims=True) / scale
     stretched = np.arcsinh(q * stretch * np.clip(intensity, 0, None)) / q
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(intensity > 0, rgb / scale * stretched / np.maximum(intensity, 1e-12), 0.0)
-    return np.clip(out, 0.0, 1.0)
+    out = np.clip(out, 0.0, 1.0)
+    out[bad] = BAD_PIXEL_GREY
+    return out
 
 
 def plot_image(item: Mapping[str, Any], ax: Any = None, *, title: str | None = None) -> Any:
-    """Draw an image modality dict (``flux`` (B,H,W), ``band``) as an RGB composite."""
+    """Draw an image modality dict (``flux`` (B,H,W), ``band``) as an RGB composite.
+
+    Bad pixels (``mask`` False, MMU's image polarity, or ``ivar`` <= 0) do not set the stretch and are
+    drawn grey.
+    """
     plt = pyplot()
     ax = ax or plt.subplots(figsize=(3, 3))[1]
-    ax.imshow(image_to_rgb(item["flux"], item.get("band")), origin="lower", interpolation="nearest")
+    good = np.asarray(item.get("mask", True), bool) & (np.asarray(item.get("ivar", 1.0)) > 0)
+    ax.imshow(image_to_rgb(item["flux"], item.get("band"), good=good), origin="lower", interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -137,9 +155,12 @@ def plot_sample(sample: Mapping[str, Any], *, modalities: Sequence[str] | None =
     return fig
 
 
-def thumbnail_grid(samples: Sequence[Mapping[str, Any]], *, modality: str | None = None, ncols: int = 6,
+def thumbnail_grid(samples: Sequence[Mapping[str, Any] | None], *, modality: str | None = None, ncols: int = 6,
                    titles: Sequence[str] | None = None, size: float = 2.0) -> Any:
-    """A grid of thumbnails, one per sample, of ``modality`` (default: the first plottable one)."""
+    """A grid of thumbnails, one per sample, of ``modality`` (default: the first plottable one).
+
+    A ``None`` sample leaves its cell blank (to keep rows aligned); ``size`` is a cell's height [inches].
+    """
     plt = pyplot()
     n = max(1, len(samples))
     ncols = min(ncols, n)
@@ -148,10 +169,10 @@ def thumbnail_grid(samples: Sequence[Mapping[str, Any]], *, modality: str | None
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols * (1.8 if wide else 1.0), size * nrows),
                              squeeze=False)
     for k, ax in enumerate(axes.flat):
-        if k >= len(samples):
+        sample = samples[k] if k < len(samples) else None
+        if sample is None:
             ax.axis("off")
             continue
-        sample = samples[k]
         name = modality or next((m for m in PLOTTERS if m in sample), None)
         title = titles[k] if titles is not None else str(sample.get("object_id", ""))
         if name is None or name not in sample:

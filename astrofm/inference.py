@@ -79,9 +79,10 @@ def embed_to_store(
     from astrofm.downstream.store import EmbeddingStore
 
     store_path = Path(store_path)
-    names = [m for m in (modalities or model.modalities) if m in model.modalities]
-    if not names:
-        raise ConfigError(f"none of {list(modalities or [])} is a modality of the model {list(model.modalities)}")
+    names = list(modalities or model.modalities)
+    unknown = [m for m in names if m not in model.modalities]
+    if unknown or not names:
+        raise ConfigError(f"{unknown or 'no modalities'}: not among the model's modalities {list(model.modalities)}")
     stream = StreamingDataset(source, batch_size=batch_size, shuffle=False, block_size=block_size,
                               transform=model.transform, augment=False, seed=0)
     loader = StreamingLoader(stream, num_workers=num_workers)

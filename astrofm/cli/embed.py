@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +27,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from astrofm.data.sources import open_sources
+    from astrofm.downstream.store import EmbeddingStore
     from astrofm.hub.pretrained import load_pretrained, model_identity
     from astrofm.hub.resolve import resolve_pretrained
     from astrofm.inference import embed_to_store
@@ -35,5 +39,10 @@ def run(args: argparse.Namespace) -> int:
     name, version = model_identity(folder)
     out = embed_to_store(model, source, args.out, model_name=name, model_version=version,
                          modalities=wanted, batch_size=args.batch_size, num_workers=args.workers)
-    print(f"embeddings of {len(source)} objects in {out}")
+    with EmbeddingStore.open(out) as store:
+        counts = {m: store.count(m) if m in store.modalities else 0 for m in wanted}
+    print(f"{len(source)} objects read; vectors in {out}: "
+          + ", ".join(f"{m} {n}" for m, n in counts.items()))
+    for m in (m for m, n in counts.items() if n == 0):
+        log.warning("no object of %s has a usable %s: nothing stored for it", " ".join(args.data), m)
     return 0

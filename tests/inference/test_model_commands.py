@@ -40,8 +40,13 @@ def test_export_then_download_then_embed(tiny_model, galaxy_folder, tmp_path: Pa
 
     root, ids = galaxy_folder
     store = tmp_path / "store"
+    capsys.readouterr()
     assert main(["embed", "--model", str(tmp_path / "model"), "--data", f"ls={root / 'ls'}",
                  f"desi={root / 'desi'}", "--out", str(store), "--batch-size", "97"]) == 0
+    assert f"vectors in {store}: image {len(ids)}, spectrum {len(ids) - len(ids[::3])}" in capsys.readouterr().out
+    assert main(["embed", "--model", str(tmp_path / "model"), "--data", str(root / "ls"), "--out",
+                 str(tmp_path / "other"), "--modalities", "image", "sed"]) != 0
+    assert "['sed']: not among the model's modalities" in capsys.readouterr().err
     from astrofm.data.crossmatch import CrossMatchDataset
     from astrofm.data.dataset import MMUDataset
     from astrofm.inference import embed_to_store

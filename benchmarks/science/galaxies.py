@@ -6,7 +6,8 @@
 3. S1: kNN redshift (AstroCLIP protocol: standardized embeddings, k = 64, distance weights; train ->
    test, labelled galaxies, true z) from image embeddings, against three baselines measured here:
    the same encoder untrained (random init), PCA of the preprocessed pixels, and the same image encoder
-   trained supervised (regression head, MSE) on 10% of the train labels.
+   trained supervised (regression head, MSE) on 10% of the train labels, for as many optimizer steps as the
+   CLIP run, keeping the weights of its best validation loss.
 4. S2: the same kNN protocol on spectrum embeddings.
 5. S4: image -> spectrum retrieval among the first 1,000 test galaxies with both (recall@10).
 
@@ -15,7 +16,8 @@ Run: ``python -m benchmarks.science.galaxies`` (``--reuse`` evaluates a model sa
 ``astrofm/hub/weights/astrofm-sim-small``, instead of training one; the galaxy data and the supervised
 baseline's recipe still come from ``configs/science/galaxy-clip.yaml``, the architecture and fitted transforms
 from the folder). kNN R² on the encoders' pooled features (before the projection heads) is reported beside
-each figure.
+each figure. Compare configs with ``--eval-split val`` (the same figures on the val split, not recorded), so
+that the test split is scored once, for the recorded run.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def present(ids: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def recall_at_10(test_ids: np.ndarray, z: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
-    """Image -> spectrum recall@10 (and @1, @100) among the first 1,000 test galaxies with both."""
+    """Image -> spectrum recall@10 (and @1, @100) among the first 1,000 evaluated galaxies with both."""
     both = np.isfinite(z["image"]).all(axis=1) & np.isfinite(z["spectrum"]).all(axis=1)
     images, spectra = z["image"][both][:N_CANDIDATES], z["spectrum"][both][:N_CANDIDATES]
     similarity = images @ spectra.T
@@ -77,8 +79,10 @@ def recall_at_10(test_ids: np.ndarray, z: dict[str, np.ndarray]) -> tuple[float,
                                        "recall_at_100": float((rank < 100).mean()), "candidates": len(images)}
 
 
-def pixel_pca_r2(model: AstroFM, data: Any, labels: dict[str, float], n_components: int = 64) -> float:
-    """kNN R² on PCA components of the preprocessed image pixels (the model's deterministic transforms)."""
+def pixel_pca_r2(model: AstroFM, data: Any, labels: dict[str, float], n_components: int = 64,
+                 split: str = "test") -> float:
+    """kNN R² on ``split`` of PCA components of the preprocessed image pixels (the model's deterministic
+    transforms), fitted on train."""
     from sklearn.decomposition import PCA
 
     def pixels(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -90,16 +94,17 @@ def pixel_pca_r2(model: AstroFM, data: Any, labels: dict[str, float], n_componen
         return np.asarray(ids), np.concatenate(rows)
 
     train_ids, train_x = pixels("train")
-    test_ids, test_x = pixels("test")
+    test_ids, test_x = pixels(split)
     pca = PCA(n_components=n_components, random_state=0).fit(train_x)
     return knn_r2((train_ids, pca.transform(train_x)), (test_ids, pca.transform(test_x)), labels)
 
 
 def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: dict[str, float],
-                  fraction: float, minutes: float, seed: int, modality: str = "image", steps: int | None = None
-                  ) -> tuple[float, dict[str, Any]]:
+                  fraction: float, minutes: float, seed: int, modality: str = "image", steps: int | None = None,
+                  split: str = "test") -> tuple[float, dict[str, Any]]:
     """The ``modality`` encoder + regression head trained from scratch on ``fraction`` of the train labels
-    (test R² over the test galaxies that have the modality); ``steps`` default: 30 epochs, 300 to 1500."""
+    (R² over the ``split`` galaxies that have the modality; the weights of the best validation loss); ``steps``
+    default: 30 epochs, 300 to 1500."""
     evaluation = eval_config(config)
     evaluation["data"]["labels"] = [{"path": "truth/galaxies.hdf5", "key": "legacysurvey_object_id",
                                      "columns": ["z"]}]
@@ -109,6 +114,7 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
     manifest = C.subset_manifest(C.RUNS / "s1" / f"supervised-split-{fraction:g}.json", data, train_ids[chosen])
     data = C.data_module(evaluation, split=str(manifest), batch_size=64, cache=True)
     z = np.array([labels[i] for i in train_ids[chosen]])
+    torch.manual_seed(seed)  # the same initialization whatever ran before in this process
     module = FineTuneModule(architecture, [modality], "z", task="regression", target_mean=float(z.mean()),
                             target_std=float(z.std()), optimizer={"lr": 1e-3, "warmup_steps": 50})
     steps = steps or int(np.clip(math.ceil(30 * len(chosen) / 64), 300, 1500))
@@ -117,7 +123,7 @@ def supervised_r2(config: dict[str, Any], architecture: dict[str, Any], labels: 
     predicted, truth = [], []
     module.eval()
     with torch.no_grad():
-        for batch in data.loader("test", batch_size=256):
+        for batch in data.loader(split, batch_size=256):
             values, valid = module.predict_batch(batch)
             target = batch.targets["z"].numpy()
             keep = valid.numpy() & np.array([i in labels for i in batch.object_id]) & np.isfinite(target)
@@ -137,7 +143,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=22.0, help="CLIP training budget")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="CLIP optimizer steps (default: the config's; the cosine schedule spans them)")
-    parser.add_argument("--supervised-minutes", type=float, default=10.0)
+    parser.add_argument("--supervised-minutes", type=float, default=15.0)
+    parser.add_argument("--supervised-steps", type=int, default=None,
+                        help="optimizer steps of the supervised 10%% baseline (default: as many as the CLIP run's)")
+    parser.add_argument("--eval-split", default="test", choices=["test", "val"],
+                        help="evaluate on val to compare configs; only a test evaluation is recorded")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator to train on (cpu, gpu, auto)")
     parser.add_argument("--reuse", action="store_true", help="evaluate the model saved by an earlier run")
@@ -174,7 +184,7 @@ def main() -> None:
     train_pooled: dict[str, np.ndarray] = {}
     test_pooled: dict[str, np.ndarray] = {}
     train_ids, train_z = C.embed(model, evaluation, "train", ["image", "spectrum"], pooled=train_pooled)
-    test_ids, test_z = C.embed(model, evaluation, "test", ["image", "spectrum"], pooled=test_pooled)
+    test_ids, test_z = C.embed(model, evaluation, args.eval_split, ["image", "spectrum"], pooled=test_pooled)
     s1 = knn_r2(present(train_ids, train_z["image"]), present(test_ids, test_z["image"]), labels)
     s2 = knn_r2(present(train_ids, train_z["spectrum"]), present(test_ids, test_z["spectrum"]), labels)
     pooled_r2 = {m: knn_r2(present(train_ids, train_pooled[m]), present(test_ids, test_pooled[m]), labels)
@@ -184,7 +194,7 @@ def main() -> None:
     log.info("S1 image kNN z R² %.4f, S2 spectrum kNN z R² %.4f, S4 recall@10 %.3f %s; pooled features %s",
              s1, s2, s4, s4_more, pooled_r2)
     results = {"s1": s1, "s2": s2, "s4": s4, **s4_more, "pooled_r2": pooled_r2, "train": train_info,
-               "model": str(model_dir), "eval_wall_s": eval_wall}
+               "model": str(model_dir), "eval_split": args.eval_split, "eval_wall_s": eval_wall}
     C.save_json(workdir / "results.json", results)
 
     random_r2 = pca_r2 = supervised = math.nan
@@ -193,17 +203,19 @@ def main() -> None:
         torch.manual_seed(args.seed)
         random_model = AstroFM.from_config(model.config.to_dict())  # same architecture and transforms, untrained
         random_r2 = knn_r2(present(*_image(random_model, evaluation, "train")),
-                           present(*_image(random_model, evaluation, "test")), labels)
-        pca_r2 = pixel_pca_r2(model, evaluation, labels)
+                           present(*_image(random_model, evaluation, args.eval_split)), labels)
+        pca_r2 = pixel_pca_r2(model, evaluation, labels, split=args.eval_split)
         log.info("baselines: random init %.4f, pixel PCA %.4f", random_r2, pca_r2)
         supervised, supervised_info = supervised_r2(config, model.config.to_dict(), labels, 0.1,
-                                                    args.supervised_minutes, args.seed)
+                                                    args.supervised_minutes, args.seed,
+                                                    steps=args.supervised_steps or train_info.get("steps"),
+                                                    split=args.eval_split)
     wall = time.perf_counter() - start
     log.info("baselines: random init %.4f, pixel PCA %.4f, supervised 10%% %.4f", random_r2, pca_r2, supervised)
     results.update({"random_init": random_r2, "pixel_pca": pca_r2, "supervised10": supervised,
                     "supervised_info": supervised_info, "wall_s": wall, "clip_wall_s": train_wall})
     C.save_json(workdir / "results.json", results)
-    if args.no_record:
+    if args.no_record or args.eval_split != "test":
         return
     from benchmarks.results import record
 

@@ -12,7 +12,9 @@ light-curve, spectrum and tabular encoders were CLIP-pretrained together) replac
 subset of the fine-tuning runs; runs already in ``results.json`` of the work folder are kept (``--resume``), so
 the benchmark can be spread over several processes and the figures recorded once every run is there.
 
-Test accuracy is measured on the labelled stars of the test split. Figures:
+Test accuracy is measured on the labelled (normal) stars of the test split, as in training. Figures are recorded
+only when every run trained its planned steps (neither ``--max-steps`` below the protocol's 200 nor the time
+cap cut one short), so that both inits of a fraction had the same budget. Figures:
 ``science.s3_lc_gain_at_10pct`` (CLIP minus scratch, accuracy points, 10% labels; the other fractions are
 recorded beside it) and ``science.s3_all_minus_best_single`` (all three modalities minus the best single
 one, accuracy points). Run: ``python -m benchmarks.science.stars``.
@@ -42,6 +44,8 @@ CLASSES = ["EW", "SR", "EA", "RRAB", "EB", "ROT", "RRC", "HADS", "M", "DSCT"]
 FRACTIONS = (0.01, 0.1, 0.25, 1.0)
 MODALITIES = ("lightcurve", "spectrum", "tabular")
 MAX_STEPS = 1500
+#: The fewest fine-tuning steps of the protocol (~20 epochs of the smallest label fraction).
+PROTOCOL_MIN_STEPS = 200
 VAL_LIMIT: int | None = None
 
 
@@ -55,15 +59,17 @@ def pretrain(config: dict[str, Any], minutes: float, model_dir: Path) -> dict[st
 
 
 @torch.no_grad()
-def test_accuracy(module: FineTuneModule, data: Any) -> float:
-    """Accuracy on the labelled test objects that have every modality of the classifier."""
+def test_accuracy(module: FineTuneModule, data: Any, labelled: set[str]) -> float:
+    """Accuracy on the labelled test objects (``labelled``: ids of normal stars with a class, as in training)
+    that have every modality of the classifier."""
     module.eval()
     hits = total = 0
     for batch in data.loader("test", batch_size=256):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             predicted, valid = module.predict_batch(batch)
         labels = np.asarray([str(v) for v in batch.targets["class"]])
-        known = np.isin(labels, CLASSES) & valid.numpy()
+        normal = np.array([i in labelled for i in batch.object_id])
+        known = np.isin(labels, CLASSES) & valid.numpy() & normal
         expected = np.array([CLASSES.index(c) if c in CLASSES else -1 for c in labels])
         hits += int((predicted.numpy()[known] == expected[known]).sum())
         total += int(known.sum())
@@ -71,18 +77,22 @@ def test_accuracy(module: FineTuneModule, data: Any) -> float:
 
 
 def finetune(config: dict[str, Any], model_dir: Path, modalities: list[str], *, pretrained: bool,
-             train_ids: np.ndarray, name: str, workdir: Path, max_minutes: float) -> dict[str, Any]:
+             train_ids: np.ndarray, labelled: set[str], name: str, workdir: Path, max_minutes: float,
+             seed: int) -> dict[str, Any]:
     """Fine-tune a classifier on ``train_ids``; returns its test accuracy and run info."""
     architecture = load_pretrained(model_dir).config.to_dict()  # fitted transforms of the pretraining run
     manifest = C.subset_manifest(workdir / f"{name}.json", C.data_module(config), train_ids, val_limit=VAL_LIMIT)
     data = C.data_module(config, split=str(manifest), batch_size=64)
-    steps = min(MAX_STEPS, int(np.clip(math.ceil(20 * len(train_ids) / 64), 200, 1500)))  # ~20 epochs, both inits
+    epochs20 = math.ceil(20 * len(train_ids) / 64)
+    steps = min(MAX_STEPS, int(np.clip(epochs20, PROTOCOL_MIN_STEPS, 1500)))  # ~20 epochs, both inits
+    torch.manual_seed(seed)  # the same head initialization for both inits, whatever ran before in this process
     module = FineTuneModule(architecture, modalities, "class", classes=CLASSES,
                             init_from=str(model_dir) if pretrained else None,
                             optimizer={"lr": 5e-4, "warmup_steps": 50, "weight_decay": 0.05})
     info = C.fit(module, data, name=f"s3-{name}", max_steps=steps, max_minutes=max_minutes,
                  val_every=max(25, steps // 8))
-    info["test_accuracy"] = test_accuracy(module, data)
+    info["planned_steps"] = steps
+    info["test_accuracy"] = test_accuracy(module, data, labelled)
     info["n_train"] = len(train_ids)
     log.info("%s: test accuracy %.3f (%d labels, %d steps)", name, info["test_accuracy"], len(train_ids),
              info["steps"])
@@ -145,8 +155,9 @@ def main() -> None:
         if (only is not None and key not in only) or (only is None and isinstance(results.get(key), dict)
                                                       and "test_accuracy" in results[key]):
             continue
-        results[key] = finetune(config, model_dir, modalities, pretrained=pretrained, train_ids=subset, name=key,
-                                workdir=workdir, max_minutes=args.finetune_minutes)
+        results[key] = finetune(config, model_dir, modalities, pretrained=pretrained, train_ids=subset,
+                                labelled=set(labels), name=key, workdir=workdir, max_minutes=args.finetune_minutes,
+                                seed=args.seed)
         results[key]["seed"] = args.seed
         if args.resume and (workdir / "results.json").exists():  # another process may have added runs
             results = {**json.loads((workdir / "results.json").read_text()), **results}
@@ -168,6 +179,12 @@ def main() -> None:
     log.info("accuracy curve %s; gains %s; singles %s; all three %.3f", curve, gains, singles, all_three)
     C.save_json(workdir / "results.json", {**results, "curve": curve, "gains": gains, "singles": singles})
     if args.no_record:
+        return
+    unequal = [k for k, *_ in runs if results[k]["steps"] != results[k].get("planned_steps", results[k]["steps"])]
+    if unequal or args.max_steps < PROTOCOL_MIN_STEPS:
+        log.warning("not recorded: the protocol trains every run its planned steps (~20 epochs, at least %d); "
+                    "runs stopped early by the time cap: %s; --max-steps %d", PROTOCOL_MIN_STEPS, unequal,
+                    args.max_steps)
         return
     from benchmarks.results import record
 

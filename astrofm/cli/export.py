@@ -23,19 +23,34 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from astrofm.errors import ConfigError
     from astrofm.hub.pretrained import ModelCard
     from astrofm.training.export import export_checkpoint
 
-    metrics: dict[str, float] = {}
-    if args.metrics is not None:
-        try:
-            metrics = {str(k): float(v) for k, v in json.loads(args.metrics.read_text()).items()}
-        except (OSError, ValueError, AttributeError) as error:
-            raise ConfigError(f"{args.metrics}: expected a JSON object of metric -> number ({error})") from error
+    metrics = _read_metrics(args.metrics) if args.metrics is not None else {}
     card = ModelCard(name=args.name or args.out.name, description=args.description,
                      training_data=args.training_data, objective=args.objective, metrics=metrics,
                      license=args.license, command=f"astrofm export {args.checkpoint} --out {args.out}")
     folder = export_checkpoint(args.checkpoint, args.out, card=card)
     print(f"exported {args.checkpoint} to {folder}")
     return 0
+
+
+def _read_metrics(path: Path) -> dict[str, float]:
+    """``{metric: value}`` from a JSON file; a bad file or value raises DataFormatError naming it."""
+    from astrofm.errors import DataFormatError
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataFormatError(path, f"cannot read the metrics ({error})", expected="a JSON object") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(
+            path, "metrics are not a JSON object", expected="{metric: number}", found=type(data).__name__
+        )
+    metrics = {}
+    for name, value in data.items():
+        try:
+            metrics[name] = float(value)
+        except (TypeError, ValueError):
+            raise DataFormatError(path, "metric is not a number", field=name, found=repr(value)) from None
+    return metrics

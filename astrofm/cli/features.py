@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     store, modality = open_store(args)
     X = np.asarray(store.vectors(modality))
     sparsity = {"sparsity": "l1", "l1": args.l1} if args.l1 is not None else {"sparsity": "topk", "k": args.k}
-    sae = SparseAutoencoder(args.n_features, epochs=args.epochs, seed=args.seed, **sparsity).fit(X)
+    sae = SparseAutoencoder(args.n_features, epochs=args.epochs, seed=args.seed, **sparsity)
+    _check_steering(args, store, modality, sae.dictionary_size(X.shape[1]))
+    sae.fit(X)
     out = output_dir(args)
     sae.save(out / "sae")
     activations = sae.transform(X)
@@ -95,13 +97,29 @@ def _correlations(args: argparse.Namespace, activations: Any, ids: Any, out: Any
     print_table(table, ["feature", "column", "spearman_rho", "n"], max_rows=10)
 
 
+def _check_steering(args: argparse.Namespace, store: Any, modality: str, n_features: int) -> None:
+    """Check the steering options before the autoencoder is trained (and its outputs written)."""
+    if args.steer_id is None:
+        if args.steer_feature is not None or args.steer_delta is not None:
+            raise ConfigError("--steer-feature and --steer-delta need --steer-id")
+        return
+    if args.steer_feature is None:
+        raise ConfigError("--steer-id needs --steer-feature")
+    if not 0 <= args.steer_feature < n_features:
+        raise ConfigError(f"--steer-feature must lie in [0, {n_features}), not {args.steer_feature}")
+    if not 1 <= args.k_neighbours < store.count(modality):
+        raise ConfigError(
+            f"--k-neighbours must lie in [1, {store.count(modality) - 1}] (the store less --steer-id), "
+            f"not {args.k_neighbours}"
+        )
+    store.index_of(modality, [args.steer_id])  # an id not stored raises DataFormatError
+
+
 def _steer(args: argparse.Namespace, store: Any, modality: str, sae: Any, out: Any) -> None:
     import numpy as np
 
     from astrofm.downstream.search import search_store
 
-    if args.steer_feature is None:
-        raise ConfigError("--steer-id needs --steer-feature")
     query = store.get(modality, [args.steer_id])
     steered = sae.steer(
         query,

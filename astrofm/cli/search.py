@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from astrofm.cli._downstream import add_store_arguments, open_store, output_dir, print_table, write_table
-from astrofm.errors import ConfigError
+from astrofm.errors import ConfigError, DataFormatError
 
 
 def register(subparsers: Any) -> None:
@@ -53,11 +53,14 @@ def run(args: argparse.Namespace) -> int:
 
     store, modality = open_store(args)
     target = store.default_modality(args.target_modality or modality)
-    if args.k < 1:
-        raise ConfigError(f"--k must be positive, not {args.k}")
-    vectors = np.load(args.vector, allow_pickle=False) if args.vector else None
-    if vectors is not None and vectors.ndim == 1:
-        vectors = vectors[None, :]
+    drop_self = bool(args.ids) and not args.include_self and target == modality
+    available = store.count(target) - int(drop_self)
+    if not 1 <= args.k <= available:
+        raise ConfigError(
+            f"--k must lie in [1, {available}] ({target} holds {store.count(target)} vectors"
+            f"{', less the query itself' if drop_self else ''}), not {args.k}"
+        )
+    vectors = _query_vectors(args.vector) if args.vector else None
     index = _index(args, store, target)
     result = search_store(
         store,
@@ -85,6 +88,24 @@ def run(args: argparse.Namespace) -> int:
         plots.neighbour_grid(queries, neighbours, shown, modality=args.show), Path(out) / "neighbours.png"
     )
     return 0
+
+
+def _query_vectors(path: str) -> Any:
+    """The (q, D) query vectors of a .npy file (one vector (D,) is one query)."""
+    import numpy as np
+
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataFormatError(path, f"cannot read query vectors ({error})", expected="a .npy file") from None
+    if not isinstance(vectors, np.ndarray) or vectors.ndim not in (1, 2):
+        raise DataFormatError(
+            path,
+            "not an array of query vectors",
+            expected="a .npy array (q, D) or (D,)",
+            found=getattr(vectors, "shape", type(vectors).__name__),
+        )
+    return vectors[None, :] if vectors.ndim == 1 else vectors
 
 
 def _index(args: argparse.Namespace, store: Any, target: str) -> Any:

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from astrofm.downstream.search import METRICS
-from astrofm.downstream.validation import check_vectors
+from astrofm.downstream.validation import FieldCheck, check_fields, check_vectors
 from astrofm.errors import ConfigError, DataFormatError
 from astrofm.utils.atomic import atomic_path, atomic_write_text
 
@@ -46,6 +46,19 @@ _HNSW_MAX = 200_000
 _ADD_CHUNK = 65_536
 _RERANK_BATCH = 1024
 _SEARCH_PARAMS = {"hnsw": ("ef_search",), "ivfpq": ("nprobe", "refine_factor"), "flat": ()}
+#: Checks of the fields ``load`` reads from ``index.json``: (accepts the value, what is expected).
+_META_FIELDS: dict[str, FieldCheck] = {
+    "sha256": (lambda v: isinstance(v, str), f"the SHA-256 of {INDEX_FILE}"),
+    "metric": (lambda v: v in METRICS, f"one of {METRICS}"),
+    "params": (
+        lambda v: isinstance(v, dict)
+        and v.get("kind") in _SEARCH_PARAMS
+        and all(type(v.get(p)) is int for p in _SEARCH_PARAMS[v["kind"]]),
+        "an object with the index 'kind' and its integer search parameters",
+    ),
+    "n": (lambda v: type(v) is int and v >= 0, "a non-negative integer"),
+    "dim": (lambda v: type(v) is int and v >= 1, "a positive integer"),
+}
 
 
 def choose_params(kind: str, n: int, dim: int) -> dict[str, Any]:
@@ -276,15 +289,25 @@ class AnnIndex:
             )
         try:
             meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise DataFormatError(meta_path, f"index metadata is not valid JSON ({error})") from None
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise DataFormatError(
                 meta_path,
                 "not an astrofm ANN index",
                 field="format",
                 expected=FORMAT,
-                found=meta.get("format"),
+                found=meta.get("format") if isinstance(meta, dict) else type(meta).__name__,
+            )
+        check_fields(meta_path, meta, _META_FIELDS)
+        source = meta.get("source")
+        if source is not None and not isinstance(source, dict):
+            raise DataFormatError(
+                meta_path,
+                "entry missing or invalid",
+                field="source",
+                expected="an object or null",
+                found=type(source).__name__,
             )
         checksum = _sha256(index_path)
         if checksum != meta["sha256"]:
@@ -295,7 +318,6 @@ class AnnIndex:
                 expected=meta["sha256"],
                 found=checksum,
             )
-        source = meta.get("source")
         if store is not None:
             modality = store.default_modality(modality or (source or {}).get("modality"))
             current = {"uid": store.uid, "modality": modality, "fingerprint": store.fingerprint(modality)}

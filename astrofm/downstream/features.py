@@ -59,6 +59,8 @@ class SparseAutoencoder:
     ) -> None:
         if sparsity not in SPARSITY:
             raise ConfigError(f"sparsity must be one of {SPARSITY}, not {sparsity!r}")
+        if n_features is not None and n_features < 1:
+            raise ConfigError(f"n_features must be positive, not {n_features}")
         self.n_features = n_features
         self.sparsity = sparsity
         self.k = k
@@ -69,6 +71,10 @@ class SparseAutoencoder:
         self.seed = seed
         self.device = device
 
+    def dictionary_size(self, dim: int) -> int:
+        """Features learnt from ``dim``-dimensional embeddings: ``n_features``, by default 4·D."""
+        return self.n_features if self.n_features is not None else 4 * dim
+
     # -- training -------------------------------------------------------------------------------
     def fit(self, X: Any) -> SparseAutoencoder:
         import torch
@@ -77,7 +83,7 @@ class SparseAutoencoder:
         if len(X) < 2:
             raise ConfigError("a sparse autoencoder needs at least 2 embeddings")
         n, dim = X.shape
-        n_features = self.n_features or 4 * dim
+        n_features = self.dictionary_size(dim)
         if self.sparsity == "topk" and not 1 <= self.k <= n_features:
             raise ConfigError(f"k must lie in [1, {n_features}], not {self.k}")
         centred = X - X.mean(axis=0)

@@ -10,13 +10,17 @@ A store is a folder::
       spectrum.h5    'object_id' (S<id_width>, capacity) and 'vectors' (float32, capacity × D)
 
 How appends stay safe: one writer at a time (an exclusive ``flock`` on ``.lock`` while a store is
-open for appending; readers need no lock). ``append`` writes the new rows *past* the committed count,
-straight into the preallocated contiguous datasets through a memory map at their file offsets,
-flushes them to disk, and only then advances ``count`` in ``store.json`` (atomic rename). An
-interrupted append therefore never touches committed rows nor the manifest; the rows it wrote lie past
+open for appending, taken before the manifest is read; readers need no lock). ``append`` writes the new
+rows *past* the committed count, straight into the preallocated contiguous datasets through a memory map
+at their file offsets, flushes them to disk, and only then advances ``count`` in ``store.json`` (atomic
+rename). An interrupted append therefore never touches committed rows; the rows it wrote lie past
 ``count`` and are overwritten by the next append. The HDF5 metadata is written once, when a file is
 created; when capacity runs out, the file is rewritten with doubled capacity to a temporary file and
-renamed over the old one. Readers memory-map the committed rows (no copy, no pickle).
+renamed over the old one. Readers memory-map the committed rows (no copy, no pickle) from the files they
+opened, so a reader keeps seeing its rows when a writer renames a grown file over one (the old file's
+space is freed when the reader closes). When an append is interrupted (Ctrl-C included) the writer
+re-reads the committed state from disk, since a rename may already have happened; a writer opening the
+store deletes the temporary files of writers that were killed.
 
 Resuming: ``EmbeddingStore.create(path, ..., exist_ok=True)`` reopens an existing store for appending
 (after checking that the model matches); ``missing(modality, ids)`` says which ids still need vectors and
@@ -25,24 +29,26 @@ Resuming: ``EmbeddingStore.create(path, ..., exist_ok=True)`` reopens an existin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import logging
+import os
 import re
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import h5py
 import numpy as np
 
-from astrofm.downstream.validation import as_object_ids, check_vectors
+from astrofm.downstream.validation import FieldCheck, as_object_ids, check_fields, check_vectors
 from astrofm.errors import ConfigError, DataFormatError
-from astrofm.utils.atomic import atomic_path, atomic_write_text
+from astrofm.utils.atomic import atomic_path, atomic_write_text, remove_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +63,33 @@ _NORM_TOLERANCE = 1e-3
 _MIN_CAPACITY = 1024
 _COPY_ROWS = 65_536
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+#: Checks of the manifest's top-level fields and of each modality entry.
+_MANIFEST_FIELDS: dict[str, FieldCheck] = {
+    "uid": (lambda v: isinstance(v, str), "a string"),
+    "model": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str), "an object with a 'name'"),
+    "normalization": (lambda v: v in NORMALIZATIONS, f"one of {NORMALIZATIONS}"),
+    "id_width": (lambda v: type(v) is int and v >= 1, "a positive integer"),
+    "metadata": (lambda v: isinstance(v, dict), "an object"),
+    "modalities": (lambda v: isinstance(v, dict), "an object of modality entries"),
+}
+_ENTRY_FIELDS: dict[str, FieldCheck] = {
+    "file": (lambda v: isinstance(v, str) and bool(_NAME.fullmatch(v)), "a file name in the store folder"),
+    "dim": (lambda v: type(v) is int and v >= 1, "a positive integer"),
+    "normalization": (lambda v: v in NORMALIZATIONS, f"one of {NORMALIZATIONS}"),
+    "count": (lambda v: type(v) is int and v >= 0, "a non-negative integer"),
+    "block_digests": (
+        lambda v: isinstance(v, list) and all(isinstance(d, str) and _DIGEST.fullmatch(d) for d in v),
+        "a list of SHA-256 hex digests",
+    ),
+}
 
 IdsLike = Sequence[str] | Sequence[int] | np.ndarray
 
 
 @dataclass
 class _Modality:
-    """In-memory state of one modality: manifest entry plus open memory maps."""
+    """In-memory state of one modality: manifest entry plus its open file and memory maps."""
 
     name: str
     path: Path
@@ -74,6 +100,7 @@ class _Modality:
     capacity: int = 0
     vec_offset: int = 0
     id_offset: int = 0
+    file: IO[bytes] | None = field(default=None, repr=False)
     ids_index: dict[str, int] | None = None
     write_maps: tuple[np.memmap, np.memmap] | None = field(default=None, repr=False)
 
@@ -86,6 +113,12 @@ class _Modality:
             "block_digests": list(self.digests),
         }
 
+    def release(self) -> None:
+        """Close the file and drop the write maps (arrays already returned stay valid)."""
+        if self.file is not None:
+            self.file.close()
+        self.write_maps = None
+
 
 class EmbeddingStore:
     """Embeddings keyed by object_id, one vector set per modality (see the module docstring for the format).
@@ -94,25 +127,27 @@ class EmbeddingStore:
     written in decimal). Vectors are float32 (n, D).
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], *, writable: bool) -> None:
+    def __init__(self, path: Path, *, writable: bool) -> None:
+        """Open the store at ``path``: take the writer lock when ``writable``, then read the manifest.
+
+        Use :meth:`create` or :meth:`open`.
+        """
         self.path = path
         self.writable = writable
-        self._manifest = manifest
+        self._manifest: dict[str, Any] = {}
         self._modalities: dict[str, _Modality] = {}
-        for name, entry in manifest["modalities"].items():
-            mod = _Modality(
-                name,
-                path / entry["file"],
-                int(entry["dim"]),
-                entry["normalization"],
-                int(entry["count"]),
-                list(entry["block_digests"]),
-            )
-            self._attach(mod)
-            self._modalities[name] = mod
-        self._lock = _writer_lock(path) if writable else None
-        if self._lock is not None:  # released when the store is garbage-collected, if not closed before
-            weakref.finalize(self, self._lock.close)
+        self._lock = None
+        if writable:
+            _manifest_path(path)  # a folder that is not a store raises here and gets no lock file
+            self._lock = _writer_lock(path)
+            weakref.finalize(self, self._lock.close)  # released at garbage collection, if not closed before
+        try:
+            if writable:
+                remove_temp_files(path)  # left by writers that were killed; no other writer runs now
+            self._load()
+        except BaseException:
+            self.close()
+            raise
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
@@ -146,6 +181,7 @@ class EmbeddingStore:
             store = cls.open(path, mode="a")
             found = (store.model, store.model_version)
             if found != (model, model_version):
+                store.close()
                 raise ConfigError(
                     f"{path}: store holds embeddings of model {found}, not {(model, model_version)}"
                 )
@@ -166,52 +202,19 @@ class EmbeddingStore:
         path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
         log.info("created embedding store %s (model %s %s)", path, model, model_version or "")
-        return cls(path, manifest, writable=True)
+        return cls(path, writable=True)
 
     @classmethod
     def open(cls, path: str | Path, *, mode: str = "r") -> EmbeddingStore:
         """Open a store: ``mode='r'`` read-only, ``'a'`` to append. Bad or truncated stores raise."""
         if mode not in ("r", "a"):
             raise ConfigError(f"mode must be 'r' or 'a', not {mode!r}")
-        path = Path(path)
-        manifest_path = path / MANIFEST
-        if not manifest_path.is_file():
-            raise DataFormatError(
-                path,
-                "not an embedding store",
-                field=MANIFEST,
-                expected=f"a store folder with {MANIFEST}",
-                found="no manifest" if path.exists() else "no such folder",
-            )
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DataFormatError(manifest_path, f"manifest is not valid JSON ({error})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise DataFormatError(
-                manifest_path,
-                "not an embedding store manifest",
-                field="format",
-                expected=FORMAT,
-                found=manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__,
-            )
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise DataFormatError(
-                manifest_path,
-                "unsupported store format version",
-                field="format_version",
-                expected=FORMAT_VERSION,
-                found=manifest.get("format_version"),
-            )
-        for key in ("uid", "model", "normalization", "id_width", "metadata", "modalities"):
-            if key not in manifest:
-                raise DataFormatError(manifest_path, "manifest entry missing", field=key)
-        return cls(path, manifest, writable=mode == "a")
+        return cls(Path(path), writable=mode == "a")
 
     def close(self) -> None:
-        """Release the memory maps and the writer lock (vectors already returned stay valid)."""
+        """Close the modality files and release the writer lock (vectors already returned stay valid)."""
         for mod in self._modalities.values():
-            mod.write_maps = None
+            mod.release()
             mod.ids_index = None
         if self._lock is not None:
             self._lock.close()
@@ -289,17 +292,14 @@ class EmbeddingStore:
         mod = self._get(modality)
         if mod.count == 0:
             return np.empty((0, mod.dim), np.float32)
-        return np.memmap(mod.path, dtype="<f4", mode="r", offset=mod.vec_offset, shape=(mod.count, mod.dim))
+        return self._maps(mod, mod.count)[1]
 
     def object_ids(self, modality: str) -> np.ndarray:
         """The committed object ids (str array, in row order)."""
         mod = self._get(modality)
         if mod.count == 0:
             return np.array([], dtype=str)
-        raw = np.memmap(
-            mod.path, dtype=f"S{self.id_width}", mode="r", offset=mod.id_offset, shape=(mod.count,)
-        )
-        return np.char.decode(np.asarray(raw), "utf-8")
+        return np.char.decode(np.asarray(self._maps(mod, mod.count)[0]), "utf-8")
 
     def contains(self, modality: str, object_ids: IdsLike) -> np.ndarray:
         """Which of ``object_ids`` have a vector of ``modality`` (bool array; False if no such modality)."""
@@ -368,11 +368,13 @@ class EmbeddingStore:
             if dim < 1:
                 raise ConfigError(f"dimension must be positive, not {dim}")
             mod = _Modality(modality, self.path / f"{modality}.h5", int(dim), normalization, 0, [])
-            self._create_file(mod, max(capacity, _MIN_CAPACITY), copy_from=None)
-            self._modalities[modality] = mod
-            self._write_manifest()
+            with self._recovering():
+                self._create_file(mod, max(capacity, _MIN_CAPACITY))
+                self._modalities[modality] = mod
+                self._write_manifest()
         if capacity > mod.capacity:
-            self._grow(mod, capacity)
+            with self._recovering():
+                self._grow(mod, capacity)
 
     def append(self, modality: str, object_ids: IdsLike, vectors: Any, *, skip_existing: bool = False) -> int:
         """Append vectors (n, D) of ``object_ids`` to ``modality``; returns the number of rows written.
@@ -435,27 +437,23 @@ class EmbeddingStore:
                     found=f"norm {norms[bad_rows[0]]:.6g}",
                 )
         start, stop = mod.count, mod.count + len(ids)
-        if stop > mod.capacity:
-            self._grow(mod, max(stop, 2 * mod.capacity))
-        id_map, vec_map = self._write_maps(mod)
-        id_map[start:stop] = encoded.astype(f"S{self.id_width}")
-        vec_map[start:stop] = array
-        id_map.flush()
-        vec_map.flush()
-        digests = list(mod.digests)
-        for block in range(start // DIGEST_BLOCK_ROWS, stop // DIGEST_BLOCK_ROWS):
-            digests.append(
-                _block_digest(id_map, vec_map, block * DIGEST_BLOCK_ROWS, (block + 1) * DIGEST_BLOCK_ROWS)
-            )
-        previous = (mod.count, mod.digests)
-        mod.count, mod.digests = stop, digests
-        try:
+        with self._recovering():
+            if stop > mod.capacity:
+                self._grow(mod, max(stop, 2 * mod.capacity))
+            id_map, vec_map = self._write_maps(mod)
+            id_map[start:stop] = encoded.astype(f"S{self.id_width}")
+            vec_map[start:stop] = array
+            id_map.flush()
+            vec_map.flush()
+            digests = list(mod.digests)
+            for block in range(start // DIGEST_BLOCK_ROWS, stop // DIGEST_BLOCK_ROWS):
+                digests.append(
+                    _block_digest(id_map, vec_map, block * DIGEST_BLOCK_ROWS, (block + 1) * DIGEST_BLOCK_ROWS)
+                )
+            mod.count, mod.digests = stop, digests
             self._write_manifest()
-        except BaseException:
-            mod.count, mod.digests = previous
-            raise
-        if mod.ids_index is not None:
-            mod.ids_index.update(zip(ids.tolist(), range(start, stop)))
+            if mod.ids_index is not None:
+                mod.ids_index.update(zip(ids.tolist(), range(start, stop)))
         return len(ids)
 
     # -- integrity ------------------------------------------------------------------------------
@@ -467,14 +465,14 @@ class EmbeddingStore:
             digest.update(bytes.fromhex(block))
         tail_start = len(mod.digests) * DIGEST_BLOCK_ROWS
         if mod.count > tail_start:
-            ids, vectors = self._read_maps(mod)
+            ids, vectors = self._maps(mod, mod.count)
             digest.update(bytes.fromhex(_block_digest(ids, vectors, tail_start, mod.count)))
         return digest.hexdigest()
 
     def verify(self, modality: str | None = None) -> None:
         """Recompute the block digests from the data; raise DataFormatError where they differ."""
         for mod in [self._get(modality)] if modality else list(self._modalities.values()):
-            ids, vectors = self._read_maps(mod)
+            ids, vectors = self._maps(mod, mod.count)
             for block, expected in enumerate(mod.digests):
                 start = block * DIGEST_BLOCK_ROWS
                 found = _block_digest(ids, vectors, start, start + DIGEST_BLOCK_ROWS)
@@ -594,9 +592,47 @@ class EmbeddingStore:
         self._manifest["modalities"] = {m.name: m.entry() for m in self._modalities.values()}
         atomic_write_text(self.path / MANIFEST, json.dumps(self._manifest, indent=2))
 
-    def _create_file(self, mod: _Modality, capacity: int, copy_from: _Modality | None) -> None:
-        """Write ``mod.path`` anew (atomically) with room for ``capacity`` rows, copying committed rows."""
-        with atomic_path(mod.path, suffix=".h5") as tmp:
+    def _load(self) -> None:
+        """Read the manifest and (re)attach every modality file it names, closing the previous ones."""
+        manifest = _read_manifest(self.path)
+        self._manifest, previous = manifest, self._modalities
+        modalities = {
+            name: _Modality(
+                name,
+                self.path / entry["file"],
+                entry["dim"],
+                entry["normalization"],
+                entry["count"],
+                list(entry["block_digests"]),
+            )
+            for name, entry in manifest["modalities"].items()
+        }
+        self._modalities = modalities
+        for mod in previous.values():
+            mod.release()
+        for mod in modalities.values():
+            self._attach(mod)
+
+    @contextlib.contextmanager
+    def _recovering(self) -> Iterator[None]:
+        """On any exception (Ctrl-C included), re-read the committed state from disk before re-raising.
+
+        A grown file or the manifest may have been renamed in just before the exception; memory that
+        assumed otherwise would make the next append write at stale offsets or over committed rows.
+        """
+        try:
+            yield
+        except BaseException:
+            try:
+                self._load()
+            except BaseException:
+                self.close()  # state unknown: stop writing
+                raise
+            raise
+
+    def _create_file(self, mod: _Modality, capacity: int) -> None:
+        """Write ``mod.path`` anew (atomically) with room for ``capacity`` rows and the committed rows; attach it."""
+        with atomic_path(mod.path, suffix=".h5.tmp") as tmp:  # a name remove_temp_files knows
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
             dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
@@ -615,45 +651,42 @@ class EmbeddingStore:
                 )
                 vectors = handle.create_dataset("vectors", shape=(capacity, mod.dim), dtype="<f4", dcpl=dcpl)
                 id_offset, vec_offset = ids.id.get_offset(), vectors.id.get_offset()
-            if copy_from is not None and copy_from.count:
-                old_ids, old_vectors = self._read_maps(copy_from)
+            if mod.count:
+                old_ids, old_vectors = self._maps(mod, mod.count)
                 new_ids = np.memmap(
                     tmp, dtype=f"S{self.id_width}", mode="r+", offset=id_offset, shape=(capacity,)
                 )
                 new_vectors = np.memmap(
                     tmp, dtype="<f4", mode="r+", offset=vec_offset, shape=(capacity, mod.dim)
                 )
-                for start in range(0, copy_from.count, _COPY_ROWS):
-                    stop = min(start + _COPY_ROWS, copy_from.count)
+                for start in range(0, mod.count, _COPY_ROWS):
+                    stop = min(start + _COPY_ROWS, mod.count)
                     new_ids[start:stop] = old_ids[start:stop]
                     new_vectors[start:stop] = old_vectors[start:stop]
                 new_ids.flush()
                 new_vectors.flush()
                 del new_ids, new_vectors
-        mod.write_maps = None
-        mod.capacity, mod.id_offset, mod.vec_offset = capacity, id_offset, vec_offset
+        self._attach(mod)
 
     def _grow(self, mod: _Modality, capacity: int) -> None:
         log.info("growing %s from %d to %d rows", mod.path, mod.capacity, capacity)
-        old = _Modality(
-            mod.name,
-            mod.path,
-            mod.dim,
-            mod.normalization,
-            mod.count,
-            mod.digests,
-            mod.capacity,
-            mod.vec_offset,
-            mod.id_offset,
-        )
-        self._create_file(mod, capacity, copy_from=old)
+        self._create_file(mod, capacity)
 
     def _attach(self, mod: _Modality) -> None:
-        """Read a modality file's layout and check it against the manifest."""
-        if not mod.path.is_file():
-            raise DataFormatError(mod.path, "modality file of the store is missing", field=mod.name)
+        """Open a modality file (closing the one open before), read its layout and check it against the manifest.
+
+        The store maps rows from this open file, so they stay valid after a writer renames a grown file over it.
+        """
+        mod.release()
         try:
-            with h5py.File(mod.path, "r") as handle:
+            mod.file = open(mod.path, "r+b" if self.writable else "rb")  # noqa: SIM115 - kept open, see release
+        except OSError as error:
+            raise DataFormatError(
+                mod.path, f"modality file of the store is missing or unreadable ({error.strerror})", field=mod.name
+            ) from None
+        weakref.finalize(mod, mod.file.close)
+        try:
+            with h5py.File(mod.file, "r") as handle:
                 attrs = dict(handle.attrs)
                 ids, vectors = handle["object_id"], handle["vectors"]
                 shapes = (ids.shape, vectors.shape, ids.dtype, vectors.dtype)
@@ -711,7 +744,7 @@ class EmbeddingStore:
                 found=len(mod.digests),
             )
         needed = max(offsets[0] + capacity * self.id_width, offsets[1] + capacity * mod.dim * 4)
-        size = mod.path.stat().st_size
+        size = os.fstat(mod.file.fileno()).st_size
         if size < needed:
             raise DataFormatError(
                 mod.path,
@@ -722,31 +755,73 @@ class EmbeddingStore:
             )
         mod.capacity, mod.id_offset, mod.vec_offset = capacity, int(offsets[0]), int(offsets[1])
 
-    def _read_maps(self, mod: _Modality) -> tuple[np.ndarray, np.ndarray]:
-        shape = max(mod.count, 1)
-        ids = np.memmap(mod.path, dtype=f"S{self.id_width}", mode="r", offset=mod.id_offset, shape=(shape,))
-        vectors = np.memmap(mod.path, dtype="<f4", mode="r", offset=mod.vec_offset, shape=(shape, mod.dim))
+    def _maps(self, mod: _Modality, rows: int, mode: str = "r") -> tuple[np.memmap, np.memmap]:
+        """Memory maps of the first ``rows`` (at least one) object ids and vectors in the modality's open file."""
+        if mod.file is None or mod.file.closed:
+            raise ConfigError(f"{self.path}: the store is closed")
+        rows = max(rows, 1)
+        ids = np.memmap(mod.file, dtype=f"S{self.id_width}", mode=mode, offset=mod.id_offset, shape=(rows,))
+        vectors = np.memmap(mod.file, dtype="<f4", mode=mode, offset=mod.vec_offset, shape=(rows, mod.dim))
         return ids, vectors
 
     def _write_maps(self, mod: _Modality) -> tuple[np.memmap, np.memmap]:
         if mod.write_maps is None:
-            mod.write_maps = (
-                np.memmap(
-                    mod.path,
-                    dtype=f"S{self.id_width}",
-                    mode="r+",
-                    offset=mod.id_offset,
-                    shape=(mod.capacity,),
-                ),
-                np.memmap(
-                    mod.path, dtype="<f4", mode="r+", offset=mod.vec_offset, shape=(mod.capacity, mod.dim)
-                ),
-            )
+            mod.write_maps = self._maps(mod, mod.capacity, "r+")
         return mod.write_maps
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{m.name}: {m.count}×{m.dim}" for m in self._modalities.values())
         return f"EmbeddingStore({str(self.path)!r}, model={self.model!r}, {parts or 'empty'})"
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the store at ``path``, checked field by field (bad or missing ones raise)."""
+    manifest_path = _manifest_path(path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataFormatError(manifest_path, f"manifest is not valid JSON ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataFormatError(
+            manifest_path,
+            "not an embedding store manifest",
+            field="format",
+            expected=FORMAT,
+            found=manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__,
+        )
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataFormatError(
+            manifest_path,
+            "unsupported store format version",
+            field="format_version",
+            expected=FORMAT_VERSION,
+            found=manifest.get("format_version"),
+        )
+    check_fields(manifest_path, manifest, _MANIFEST_FIELDS)
+    for name, entry in manifest["modalities"].items():
+        if not isinstance(entry, dict):
+            raise DataFormatError(
+                manifest_path,
+                "modality entry is not an object",
+                field=f"modalities.{name}",
+                found=type(entry).__name__,
+            )
+        check_fields(manifest_path, entry, _ENTRY_FIELDS, prefix=f"modalities.{name}.")
+    return manifest
+
+
+def _manifest_path(path: Path) -> Path:
+    """``path/store.json``; raises if ``path`` is not a store folder."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise DataFormatError(
+            path,
+            "not an embedding store",
+            field=MANIFEST,
+            expected=f"a store folder with {MANIFEST}",
+            found="no manifest" if path.exists() else "no such folder",
+        )
+    return manifest_path
 
 
 def _writer_lock(path: Path) -> Any:

@@ -7,7 +7,7 @@ when there is one, and what was expected against what was found.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +129,20 @@ def check_targets(
             found=array[row],
         )
     return array
+
+
+#: How :func:`check_fields` checks one JSON field: (accepts the value, what is expected).
+FieldCheck = tuple[Callable[[Any], bool], str]
+
+
+def check_fields(file: Path, entry: Mapping[str, Any], checks: Mapping[str, FieldCheck], *, prefix: str = "") -> None:
+    """Raise DataFormatError, naming ``file`` and the field, where a field of JSON object ``entry`` fails its check."""
+    for key, (accepts, expected) in checks.items():
+        if key not in entry or not accepts(entry[key]):
+            raise DataFormatError(
+                file,
+                "entry missing or invalid",
+                field=prefix + key,
+                expected=expected,
+                found=repr(entry[key])[:80] if key in entry else "nothing",
+            )

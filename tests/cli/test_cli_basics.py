@@ -60,3 +60,16 @@ def test_inspect_bad_data_exits_nonzero_with_clear_message(tmp_path, capsys):
     result = subprocess.run([sys.executable, "-m", "astrofm", "inspect", str(tmp_path)], capture_output=True,
                             text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [('{"a": null}', "field 'a': metric is not a number"), ("[1]", "metrics are not a JSON object"),
+     ("{", "cannot read the metrics")],
+)
+def test_export_reports_bad_metrics_files(tmp_path, capsys, text, message):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(text)
+    assert main(["export", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "model"),
+                 "--metrics", str(metrics)]) == 1
+    assert f"{metrics}: {message}" in capsys.readouterr().err

@@ -101,3 +101,24 @@ def test_ivfpq_needs_a_training_vector_per_centroid():
         AnnIndex.build(X, kind="ivfpq", params={"nbits": 8})
     _, rows = AnnIndex.build(X[:2], kind="ivfpq").search(X[:2], 1)
     assert rows[:, 0].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda meta: meta.pop("sha256"), "sha256"),
+        (lambda meta: meta.update(n="2000"), "n"),
+        (lambda meta: meta["params"].pop("ef_search"), "params"),
+        (lambda meta: meta.update(source=[1]), "source"),
+        (lambda meta: [meta], "format"),
+    ],
+)
+def test_bad_index_metadata_names_the_field(tmp_path, change, field):
+    base = np.random.default_rng(2).normal(size=(200, 8)).astype(np.float32)
+    AnnIndex.build(base, kind="hnsw").save(tmp_path / "idx")
+    meta = json.loads((tmp_path / "idx" / META_FILE).read_text())
+    changed = change(meta)
+    (tmp_path / "idx" / META_FILE).write_text(json.dumps(changed if isinstance(changed, list) else meta))
+    with pytest.raises(DataFormatError) as info:
+        AnnIndex.load(tmp_path / "idx")
+    assert info.value.field == field and info.value.file == str(tmp_path / "idx" / META_FILE)

@@ -156,3 +156,38 @@ def test_commands_report_bad_options_cleanly(world, tmp_path, capsys):
     assert "field 'mass'" in capsys.readouterr().err
     assert main(["map", "--store", str(tmp_path / "none"), "--out", str(tmp_path)]) == 1
     assert "not an embedding store" in capsys.readouterr().err
+
+
+def test_search_checks_query_files_and_k(tmp_path, capsys):
+    store = tmp_path / "small.store"
+    make_store(store, {"image": (np.arange(5), np.random.default_rng(0).normal(size=(5, 8)))})
+    args = ["search", "--store", str(store), "--out", str(tmp_path / "o")]
+    (tmp_path / "q.txt").write_text("1 2 3")
+    for bad in (tmp_path / "missing.npy", tmp_path / "q.txt"):
+        assert main([*args, "--vector", str(bad), "--k", "2"]) == 1
+        assert f"{bad}: cannot read query vectors" in capsys.readouterr().err
+    assert main([*args, "--id", "1", "--k", "5"]) == 1  # the query itself is not among its neighbours
+    assert "--k must lie in [1, 4]" in capsys.readouterr().err
+    assert main([*args, "--id", "1", "--k", "5", "--include-self"]) == 0
+    assert len(Table.read(tmp_path / "o" / "neighbours.ecsv")) == 5
+    np.save(tmp_path / "q.npy", np.eye(8, dtype=np.float32)[:2])
+    assert main([*args, "--vector", str(tmp_path / "q.npy"), "--k", "6"]) == 1
+    assert "--k must lie in [1, 5]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--n-features", "-5"], "n_features must be positive"),
+        (["--n-features", "8", "--steer-id", "10", "--steer-feature", "8"], "--steer-feature must lie in [0, 8)"),
+        (["--steer-id", "10"], "--steer-id needs --steer-feature"),
+        (["--steer-feature", "1"], "need --steer-id"),
+        (["--steer-id", "nope", "--steer-feature", "1"], "object_id=nope"),
+    ],
+)
+def test_features_checks_options_before_training(world, tmp_path, capsys, options, message):
+    out = tmp_path / "features"
+    assert main(["features", "--store", str(world / "galaxies.store"), "--modality", "image", "--epochs", "1",
+                 *options, "--out", str(out)]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing trained nor written

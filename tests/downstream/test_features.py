@@ -107,3 +107,10 @@ def test_l1_sparsity_and_bad_inputs():
         SparseAutoencoder(epochs=1).fit(bad)
     with pytest.raises(DataFormatError, match="dimension mismatch"):
         sae.transform(X[:, :10])
+
+
+@pytest.mark.parametrize("n_features", [0, -5])
+def test_dictionary_size_must_be_positive(n_features):
+    with pytest.raises(ConfigError, match="n_features must be positive"):
+        SparseAutoencoder(n_features)
+    assert SparseAutoencoder().dictionary_size(16) == 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -13,6 +14,7 @@ from astropy.table import Table
 from astrofm.downstream import store as store_module
 from astrofm.downstream.store import DIGEST_BLOCK_ROWS, MANIFEST, EmbeddingStore
 from astrofm.errors import ConfigError, DataFormatError
+from astrofm.utils import atomic
 from tests.downstream.synthetic import unit
 
 
@@ -224,3 +226,116 @@ def test_exports_and_catalog_join(tmp_path):
     assert len(store.join(tmp_path / "c.ecsv", ["spectrum"])) == 3
     with pytest.raises(DataFormatError, match="no object_id column"):
         store.join(Table({"id": [1]}))
+
+
+def test_reader_keeps_its_rows_when_the_writer_grows_the_file(tmp_path):
+    X = _vectors(1000)
+    writer = EmbeddingStore.create(tmp_path / "s", model="m")
+    writer.append("image", np.arange(1000), X)
+    reader = EmbeddingStore.open(tmp_path / "s")
+    writer.append("image", np.arange(1000, 1500), _vectors(500, seed=1))  # past the capacity: file rewritten
+    np.testing.assert_array_equal(reader.vectors("image"), X)
+    np.testing.assert_array_equal(reader.object_ids("image"), np.arange(1000).astype(str))
+    reader.verify()
+    assert EmbeddingStore.open(tmp_path / "s").count("image") == 1500
+    reader.close()
+    with pytest.raises(ConfigError, match="closed"):
+        reader.vectors("image")
+
+
+def test_writer_reads_the_manifest_after_taking_the_lock(tmp_path, monkeypatch):
+    first = EmbeddingStore.create(tmp_path / "s", model="m")
+    first.append("image", ["a0", "a1"], _vectors(2))
+    attach = EmbeddingStore._attach
+
+    def meanwhile(self, mod):  # the first writer commits more rows and quits while the second one opens
+        attach(self, mod)
+        if self is not first and first.writable:
+            first.append("image", ["b0", "b1"], _vectors(2, seed=1))
+            first.close()
+
+    monkeypatch.setattr(EmbeddingStore, "_attach", meanwhile)
+    with pytest.raises(ConfigError, match="one writer at a time"):
+        EmbeddingStore.open(tmp_path / "s", mode="a")
+    first.close()
+    second = EmbeddingStore.open(tmp_path / "s", mode="a")
+    second.append("image", ["c0"], _vectors(1, seed=2))
+    assert EmbeddingStore.open(tmp_path / "s").object_ids("image").tolist() == ["a0", "a1", "c0"]
+
+
+def _interrupt_once(monkeypatch, name: str) -> list[Path]:
+    """Make ``astrofm.utils.atomic.<name>`` raise KeyboardInterrupt on its next call; collect its argument."""
+    original, seen = getattr(atomic, name), []
+
+    def interrupted(path):
+        seen.append(Path(path))
+        monkeypatch.setattr(atomic, name, original)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, name, interrupted)
+    return seen
+
+
+@pytest.mark.parametrize("grows", [False, True])
+def test_interrupt_after_a_rename_keeps_memory_in_step_with_disk(tmp_path, monkeypatch, grows):
+    n = 1000 if grows else 100
+    X, Y, Z = _vectors(n), _vectors(100, seed=1), _vectors(100, seed=2)
+    store = EmbeddingStore.create(tmp_path / "s", model="m")
+    store.append("image", [f"a{i}" for i in range(n)], X)
+    _interrupt_once(monkeypatch, "_fsync_dir")  # Ctrl-C just after the grown file / the manifest is renamed in
+    with pytest.raises(KeyboardInterrupt):
+        store.append("image", [f"b{i}" for i in range(100)], Y)
+    on_disk = EmbeddingStore.open(tmp_path / "s").count("image")
+    assert store.count("image") == on_disk == (n if grows else n + 100)
+    store.append("image", [f"b{i}" for i in range(100)], Y, skip_existing=True)
+    store.append("image", [f"c{i}" for i in range(100)], Z)
+    store.close()
+    reader = EmbeddingStore.open(tmp_path / "s")
+    np.testing.assert_array_equal(reader.vectors("image"), np.concatenate([X, Y, Z]))
+    assert len(set(reader.object_ids("image").tolist())) == n + 200
+    reader.verify()
+
+
+def test_rejected_resume_releases_the_lock(tmp_path):
+    EmbeddingStore.create(tmp_path / "s", model="m", model_version="1").close()
+    with pytest.raises(ConfigError, match="model") as info:  # ``info`` keeps the traceback, as a notebook would
+        EmbeddingStore.create(tmp_path / "s", model="m", model_version="2", exist_ok=True)
+    EmbeddingStore.create(tmp_path / "s", model="m", model_version="1", exist_ok=True).close()
+    assert info.value is not None
+
+
+def test_temp_file_of_a_killed_grow_is_removed_by_the_next_writer(tmp_path, monkeypatch):
+    store = EmbeddingStore.create(tmp_path / "s", model="m")
+    store.append("image", np.arange(1000), _vectors(1000))
+    synced = _interrupt_once(monkeypatch, "_fsync_file")
+    with pytest.raises(KeyboardInterrupt):
+        store.append("image", np.arange(1000, 1100), _vectors(100, seed=1))  # grows: the copy is synced first
+    store.close()
+    synced[0].write_bytes(b"\0" * 4096)  # what a writer killed at that point leaves behind
+    EmbeddingStore.open(tmp_path / "s").close()
+    assert synced[0].exists()  # readers never delete
+    EmbeddingStore.open(tmp_path / "s", mode="a").close()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".lock", "image.h5", MANIFEST]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda m: m["modalities"]["image"].pop("dim"), "modalities.image.dim"),
+        (lambda m: m["modalities"]["image"].pop("block_digests"), "modalities.image.block_digests"),
+        (lambda m: m["modalities"]["image"].update(count="abc"), "modalities.image.count"),
+        (lambda m: m["modalities"]["image"].update(file="../x.h5"), "modalities.image.file"),
+        (lambda m: m.update(modalities=[]), "modalities"),
+        (lambda m: m.update(id_width="64"), "id_width"),
+    ],
+)
+def test_bad_manifest_entries_name_the_field(tmp_path, change, field):
+    store = EmbeddingStore.create(tmp_path / "s", model="m")
+    store.append("image", ["a"], _vectors(1))
+    store.close()
+    manifest = json.loads((tmp_path / "s" / MANIFEST).read_text())
+    change(manifest)
+    (tmp_path / "s" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataFormatError, match="entry missing or invalid") as info:
+        EmbeddingStore.open(tmp_path / "s")
+    assert info.value.field == field and info.value.file == str(tmp_path / "s" / MANIFEST)

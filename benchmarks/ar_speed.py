@@ -64,7 +64,8 @@ def build(config: dict[str, int], device: str) -> tuple[Any, Any, Any]:
         peer = GPT(GPTConfig(**args), registry, master_process=False)
     with tempfile.TemporaryDirectory() as tmp:
         torch.save({"model": peer.state_dict(), "model_args": args, "modality_registry": registry}, f"{tmp}/ckpt.pt")
-        ours = load_astropt(f"{tmp}/ckpt.pt", image_size=config["image_size"])
+        # the peer's inputs below are raw patches (no normalise transform), so ours skips it too
+        ours = load_astropt(f"{tmp}/ckpt.pt", image_size=config["image_size"], standardize=False)
     return peer.to(device).train(), ours.to(device).train(), registry
 
 

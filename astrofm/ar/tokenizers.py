@@ -9,7 +9,8 @@ and a learned modality embedding added to all its tokens.
 Registered tokenizers (``create_tokenizer(name, dim=..., **options)``):
 
 - ``image_patches``: square patches of ``patch_size`` pixels (flattened pixel-major, band last),
-  standardized per patch, in raster or spiral (centre-out) order; learned position per patch.
+  standardized per patch (astrofm's or AstroPT's formula), in raster, spiral (centre-out) or AstroPT's
+  spiral order; learned position per patch.
 - ``spectrum_windows``: windows of ``window`` pixels of the (normalized) flux, cut with the
   spectrum encoder's ``unfold``; bad pixels are 0 and weigh nothing in the loss; position from the
   log wavelength [Å] of the window centre (or the window index).
@@ -149,6 +150,24 @@ def spiral_order(height: int, width: int) -> list[int]:
     return [index for _, _, index in sorted(cells)]
 
 
+def astropt_spiral_order(size: int) -> list[int]:
+    """Raster indices of a ``size`` x ``size`` grid in AstroPT's spiral order (its dataset's ``spiral=True``).
+
+    The reverse of the clockwise walk inwards from the top-left cell (along the top row first): the
+    centre comes first and the top-left cell last.
+    """
+    inward: list[int] = []
+    top, left, bottom, right = 0, 0, size - 1, size - 1
+    while top <= bottom:
+        inward += [top * size + c for c in range(left, right + 1)]
+        inward += [r * size + right for r in range(top + 1, bottom + 1)]
+        if top < bottom:
+            inward += [bottom * size + c for c in range(right - 1, left - 1, -1)]
+            inward += [r * size + left for r in range(bottom - 1, top, -1)]
+        top, left, bottom, right = top + 1, left + 1, bottom - 1, right - 1
+    return inward[::-1]
+
+
 def patchify(images: Tensor, patch: int) -> Tensor:
     """(P, C, H, W) -> (P, (H/p)(W/p), p*p*C) patches in raster order, pixel-major with the band last."""
     n, c, h, w = images.shape
@@ -170,11 +189,13 @@ class ImagePatchesConfig(TokenizerConfig):
     in_chans: int = 4
     img_size: int = 64
     patch_size: int = 8
-    #: "raster", "spiral" (centre-out, :func:`spiral_order`) or an explicit list of raster patch indices.
+    #: "raster", "spiral" (centre-out, :func:`spiral_order`), "astropt_spiral" (:func:`astropt_spiral_order`)
+    #: or an explicit list of raster patch indices.
     order: str | list[int] = "spiral"
-    #: Standardize each patch (subtract its mean, divide by its standard deviation over pixels and bands).
-    standardize: bool = True
-    #: Floor of the patch standard deviation (input units).
+    #: Standardize each patch over its pixels and bands: True (mean 0, biased standard deviation 1, the
+    #: deviation floored at ``eps``), "astropt" (AstroPT's ``(x - mean) / (unbiased std + 1e-8)``) or False.
+    standardize: bool | str = True
+    #: Floor of the patch standard deviation (input units; ``standardize=True`` only).
     eps: float = 1e-3
     zero_bad_pixels: bool = True
 
@@ -189,13 +210,18 @@ class ImagePatches(ARTokenizer):
         if config.img_size % config.patch_size:
             raise ConfigError(f"img_size {config.img_size} is not a multiple of patch_size {config.patch_size}")
         super().__init__(config, dim, gelu)
+        if config.standardize not in (True, False, "astropt"):
+            raise ConfigError(f"image standardize must be true, false or 'astropt', not {config.standardize!r}")
         grid = config.img_size // config.patch_size
         if config.order == "raster":
             order = list(range(grid * grid))
         elif config.order == "spiral":
             order = spiral_order(grid, grid)
+        elif config.order == "astropt_spiral":
+            order = astropt_spiral_order(grid)
         elif isinstance(config.order, str) or sorted(config.order) != list(range(grid * grid)):
-            raise ConfigError(f"image order must be 'raster', 'spiral' or a permutation of 0..{grid * grid - 1}")
+            raise ConfigError("image order must be 'raster', 'spiral', 'astropt_spiral' or a permutation of "
+                              f"0..{grid * grid - 1}")
         else:
             order = list(config.order)
         self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
@@ -213,7 +239,10 @@ class ImagePatches(ARTokenizer):
             raise ConfigError(f"image tokenizer expects {cfg.img_size}x{cfg.img_size} images, got "
                               f"{tuple(pixels.shape[-2:])}; add a CenterCrop/Resize transform")
         values = patchify(pixels, cfg.patch_size)[:, self.order]
-        if cfg.standardize:
+        if cfg.standardize == "astropt":
+            std, mean = torch.std_mean(values, dim=-1, keepdim=True)
+            values = (values - mean) / (std + 1e-8)
+        elif cfg.standardize:
             mean = values.mean(dim=-1, keepdim=True)
             values = (values - mean) / values.std(dim=-1, unbiased=False, keepdim=True).clamp_min(cfg.eps)
         position = self.position.expand(len(values), -1, -1)
@@ -234,7 +263,8 @@ class SpectrumWindowsConfig(TokenizerConfig):
 
     #: Pixels per token.
     window: int = 20
-    #: Pixels between window starts (None: = window).
+    #: Pixels between window starts: None or ``window`` (overlapping windows would leak each target into
+    #: the previous token's input, and are refused).
     stride: int | None = None
     #: "wavelength" (sinusoids of ln λ of the window centre, λ in Å) or "index" (learned, per window).
     position: str = "wavelength"
@@ -253,9 +283,10 @@ class SpectrumWindows(ARTokenizer):
 
     def __init__(self, config: SpectrumWindowsConfig, dim: int, gelu: str = "tanh") -> None:
         super().__init__(config, dim, gelu)
-        self.stride = config.stride or config.window
-        if self.stride < 1 or self.stride > config.window:
-            raise ConfigError(f"spectrum stride must be in [1, window={config.window}], got {self.stride}")
+        if config.stride not in (None, config.window):
+            raise ConfigError(f"AR spectrum windows must not overlap (stride {config.stride} != window "
+                              f"{config.window}): part of each target would be in the previous token's input, "
+                              "and next-token prediction would learn to copy it")
         if config.position == "wavelength":
             self.wavelength = ContinuousEncoding(dim, config.min_period, config.max_period)
         elif config.position == "index":
@@ -269,13 +300,13 @@ class SpectrumWindows(ARTokenizer):
 
     def windows(self, x: Tensor) -> Tensor:
         """(P, L) -> (P, T, window)."""
-        return unfold_windows(x, self.config.window, self.stride)  # type: ignore[attr-defined]
+        return unfold_windows(x, self.config.window, self.config.window)  # type: ignore[attr-defined]
 
     def tokenize(self, batch: ModalityBatch) -> Tokens:
         flux, _, wavelength, good = spectrum_pixels(batch)
         values = self.windows(flux.float())
         weight = self.windows(good.float())
-        mask = window_tokens(good, batch.mask, self.config.window, self.stride)  # type: ignore[attr-defined]
+        mask = window_tokens(good, batch.mask, self.config.window, self.config.window)  # type: ignore[attr-defined]
         if self.config.position == "index":  # type: ignore[attr-defined]
             if values.shape[1] > self.position.shape[0]:
                 raise ConfigError(f"{values.shape[1]} spectrum windows, more than max_tokens={self.position.shape[0]}")
@@ -288,9 +319,7 @@ class SpectrumWindows(ARTokenizer):
         return Tokens(values, mask, weight, position)
 
     def to_flux(self, values: Tensor, length: int) -> Tensor:
-        """Token values (P, T, window) of non-overlapping windows -> flux (P, length)."""
-        if self.stride != self.config.window:  # type: ignore[attr-defined]
-            raise ConfigError("to_flux needs non-overlapping windows (stride = window)")
+        """Token values (P, T, window) -> flux (P, length)."""
         return values.reshape(len(values), -1)[:, :length]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from astrofm.errors import ConfigError
+from astrofm.sim.pipeline import MANIFEST as SIMULATION_FILE
 from astrofm.utils.atomic import atomic_write_text
 
 PRESETS = ("tiny", "small")
@@ -110,6 +111,9 @@ def check_root(options: DemoOptions) -> Layout:
                               f"{[saved.get(k) for k in changed]}); choose another --root or delete it")
     elif root.exists() and any(p.name != "universe" for p in root.iterdir()):
         raise ConfigError(f"--root {root} is not empty and holds no demo run; choose an empty or new folder")
+    elif (root / "universe").is_dir() and any((root / "universe").iterdir()) \
+            and not (root / "universe" / SIMULATION_FILE).exists():
+        raise ConfigError(f"{root / 'universe'} is not empty and holds no simulation; choose an empty or new --root")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -70,8 +70,9 @@ def write_report(path: str | Path, title: str, sections: Sequence[Section], *,
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts.extend(section.blocks)
     if metrics is not None:
+        # raw JSON (a script's text is not HTML-decoded); "</" escaped so that no "</script>" ends it early
         parts.append("<script type='application/json' id='metrics'>"
-                     + html.escape(json.dumps(metrics, default=str)) + "</script>")
+                     + json.dumps(metrics, default=str).replace("</", "<\\/") + "</script>")
     parts.append("</body></html>")
     atomic_write_text(path, "\n".join(parts))
     return Path(path)

@@ -12,7 +12,7 @@ from astrofm.demo.layout import DemoOptions, Layout
 from astrofm.demo.report import Section, write_report
 from astrofm.utils.atomic import atomic_write_text
 
-HEADER = ("task", "input", "metric", "model", "random-init", "PCA", "colours-only")
+HEADER = ("task", "input", "metric", "model", "random-init", "PCA", "colours-only", "other reference")
 
 
 def comparison_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
@@ -23,23 +23,23 @@ def comparison_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
         for source, value in task["model"].items():
             colours = task.get("colours")
             rows.append([task["title"], source, task["metric"], value, task["random_init"].get(source, "-"),
-                         task["pca"].get(source, "-"), "-" if colours is None else colours])
+                         task["pca"].get(source, "-"), "-" if colours is None else colours, "-"])
     search = metrics["steps"].get("search", {})
     if "model" in search:
         rows.append(["image -> spectrum search", f"{search['candidates']} test galaxies", "recall@10",
-                     search["model"]["recall_at_10"], search["random_init"]["recall_at_10"],
-                     f"chance {search['chance_recall_at_10']:.3f}", "-"])
+                     search["model"]["recall_at_10"], search["random_init"]["recall_at_10"], "-", "-",
+                     f"chance {search['chance_recall_at_10']:.3f}"])
     for population, result in metrics["steps"].get("anomalies", {}).get("populations", {}).items():
         if "skipped" in result:
             continue
         rows.append([f"anomalies ({population})", f"{result['embeddings']}, before / after AL",
                      f"precision@{result['top_n']}",
-                     f"{result['precision_before']:.3f} / {result['precision_after']:.3f}", "-",
-                     f"chance {result['chance']:.3f}", "-"])
+                     f"{result['precision_before']:.3f} / {result['precision_after']:.3f}", "-", "-", "-",
+                     f"chance {result['chance']:.3f}"])
     ar = metrics["steps"].get("ar", {})
     if "median_mse" in ar:
         rows.append(["AR spectrum completion", "prefix of the spectrum", "median MSE (lower better)",
-                     ar["median_mse"], f"mean spectrum {ar['median_mse_mean_spectrum']:.3f}", "-", "-"])
+                     ar["median_mse"], "-", "-", "-", f"mean spectrum {ar['median_mse_mean_spectrum']:.3f}"])
     return rows
 
 
@@ -69,7 +69,8 @@ def _sections(metrics: Mapping[str, Any], layout: Layout, records: Mapping[str, 
                   f"{model.get('name', options['model'])} ({', '.join(model.get('modalities', []))}; "
                   f"{model.get('parameters', 0):,} parameters"
                   + (", trained in this run" if model.get("trained_here") else "") + "). "
-                  "Every baseline was measured in this run on the same objects.")
+                  "Every baseline was measured in this run: random-init and PCA on the model's objects, "
+                  "colours-only on those of them whose catalogue fluxes are all positive.")
     overview.table(HEADER, comparison_rows(metrics))
     overview.table(("step", "seconds"), [[name, seconds] for name, seconds in metrics["timings"].items()]
                    + [["total", metrics["total_seconds"]]])

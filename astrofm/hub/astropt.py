@@ -15,11 +15,17 @@ mean over a modality's tokens after the middle block; ``embed_layer="final"`` fo
 after the final LayerNorm) up to float32 rounding. Its embeddings are AstroPT's raw vectors; set
 ``model.config.embed_normalize = True`` for the unit vectors that the embedding store expects.
 
+The modalities run in AstroPT's order, sorted by AstroPT name (``ModalityRegistry.names()``), whatever
+the order the checkpoint lists them in.
+
 Inputs: by default each AstroPT modality becomes a ``tokens`` modality that reads the same token
 tensors AstroPT reads (``data["tokens"]``, optional ``data["positions"]``). With ``image_size``,
 AstroPT's ``images`` modality reads raw images instead (``image_patches``: patches flattened
-pixel-major with the band last, as AstroPT's dataset does; ``image_order`` "raster" or an explicit
-patch order - the checkpoint does not record which order it was trained with).
+pixel-major with the band last, as AstroPT's dataset does). ``image_order`` is "raster", "spiral"
+(AstroPT's spiral, its dataset's ``spiral=True``; not astrofm's own "spiral") or an explicit patch
+order - the checkpoint does not record which order it was trained with. ``standardize`` (default
+True, AstroPT's training pipeline) normalises each patch as AstroPT's ``normalise`` does,
+``(x - mean) / (std + 1e-8)`` with the unbiased std; set it False for images normalised elsewhere.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ def read_astropt_checkpoint(path: str | Path) -> AstroPTCheckpoint:
         listed = list(_fields(registry).get("modalities", {}).values())
     if not listed:
         raise DataFormatError(path, "AstroPT checkpoint without modalities", field="model_args.modalities")
-    modalities = [_fields(m) for m in listed]
+    modalities = sorted((_fields(m) for m in listed), key=lambda m: str(m["name"]))  # AstroPT's sequence order
     state = {}
     for key, value in raw["model"].items():
         for prefix in ("_orig_mod.", "module."):
@@ -108,7 +114,7 @@ def read_astropt_checkpoint(path: str | Path) -> AstroPTCheckpoint:
 
 
 def _tokenizer_spec(modality: Mapping[str, Any], args: Mapping[str, Any], image_size: int | None,
-                    image_order: str | list[int]) -> tuple[str, dict[str, Any]]:
+                    image_order: str | list[int], standardize: bool) -> tuple[str, dict[str, Any]]:
     common = {"embedder": "mlp" if args["tokeniser"] == "aim" else "linear", "bias": bool(args["bias"])}
     size, patch = int(modality["input_size"]), int(modality.get("patch_size") or 0)
     if (image_size is not None and modality["name"] == "images" and modality.get("embed_pos", True)
@@ -118,7 +124,9 @@ def _tokenizer_spec(modality: Mapping[str, Any], args: Mapping[str, Any], image_
         if (image_size // patch) ** 2 > int(args["block_size"]):
             raise ConfigError(f"{(image_size // patch) ** 2} patches exceed AstroPT's block_size {args['block_size']}")
         return "image_patches", {**common, "in_chans": int(args["n_chan"]), "img_size": image_size,
-                                 "patch_size": patch, "order": image_order, "standardize": False,
+                                 "patch_size": patch,
+                                 "order": "astropt_spiral" if image_order == "spiral" else image_order,
+                                 "standardize": "astropt" if standardize else False,
                                  "zero_bad_pixels": False}
     position = {"position": "index", "max_tokens": int(args["block_size"])} if modality.get("embed_pos", True) \
         else {"position": "coordinates", "position_size": int(modality["pos_input_size"])}
@@ -161,8 +169,8 @@ def key_map(checkpoint: AstroPTCheckpoint, names: Mapping[str, str], specs: Mapp
 
 
 def convert_astropt(checkpoint: AstroPTCheckpoint, *, image_size: int | None = None,
-                    image_order: str | list[int] = "raster", names: Mapping[str, str] | None = None,
-                    embed_layer: int | str | None = None) -> ARModel:
+                    image_order: str | list[int] = "raster", standardize: bool = True,
+                    names: Mapping[str, str] | None = None, embed_layer: int | str | None = None) -> ARModel:
     """An ``ARModel`` with the weights of an AstroPT checkpoint (see the module doc for the options)."""
     args = checkpoint.model_args
     if args["attn_type"] != "causal":
@@ -171,7 +179,8 @@ def convert_astropt(checkpoint: AstroPTCheckpoint, *, image_size: int | None = N
         raise ConfigError("the checkpoint has LoRA adapters; merge them into the weights before converting")
     names = {**DEFAULT_NAMES, **(names or {})}
     names = {m["name"]: names.get(m["name"], m["name"]) for m in checkpoint.modalities}
-    specs = {names[m["name"]]: _tokenizer_spec(m, args, image_size, image_order) for m in checkpoint.modalities}
+    specs = {names[m["name"]]: _tokenizer_spec(m, args, image_size, image_order, standardize)
+             for m in checkpoint.modalities}
     config = {"model_type": "ar", "dim": int(args["n_embd"]), "depth": int(args["n_layer"]),
               "heads": int(args["n_head"]), "mlp_ratio": 4.0, "dropout": float(args["dropout"]),
               "gelu": "tanh", "embed_layer": embed_layer, "embed_reduction": "mean", "embed_normalize": False,
@@ -198,7 +207,8 @@ def convert_astropt(checkpoint: AstroPTCheckpoint, *, image_size: int | None = N
 
 
 def load_astropt(path: str | Path, *, image_size: int | None = None, image_order: str | list[int] = "raster",
-                 names: Mapping[str, str] | None = None, embed_layer: int | str | None = None) -> ARModel:
+                 standardize: bool = True, names: Mapping[str, str] | None = None,
+                 embed_layer: int | str | None = None) -> ARModel:
     """Read an AstroPT ``ckpt.pt`` safely and convert it to an ``ARModel`` (in eval mode)."""
     return convert_astropt(read_astropt_checkpoint(path), image_size=image_size, image_order=image_order,
-                           names=names, embed_layer=embed_layer)
+                           standardize=standardize, names=names, embed_layer=embed_layer)

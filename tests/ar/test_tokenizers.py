@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from astrofm.ar import create_tokenizer, patchify, spiral_order, unpatchify
+from astrofm.ar.tokenizers import astropt_spiral_order
 from astrofm.data.batch import collate
 from astrofm.errors import ConfigError
 from tests.modalities.factories import raw_samples
@@ -18,6 +19,13 @@ def test_spiral_order_starts_at_the_centre_and_grows_ring_by_ring() -> None:
     ring = [max(abs(i // 5 - 2), abs(i % 5 - 2)) for i in order]
     assert ring == sorted(ring) and ring.count(1) == 8
     assert sorted(spiral_order(4, 4)[:4]) == [5, 6, 9, 10]
+
+
+def test_astropt_spiral_reverses_the_clockwise_walk_inwards_from_the_top_left() -> None:
+    assert astropt_spiral_order(3) == [4, 3, 6, 7, 8, 5, 2, 1, 0]
+    assert astropt_spiral_order(4)[:4] == [9, 10, 6, 5] and astropt_spiral_order(4)[-4:] == [3, 2, 1, 0]
+    tokenizer = create_tokenizer("image_patches", dim=8, img_size=12, patch_size=4, order="astropt_spiral")
+    assert tokenizer.order.tolist() == astropt_spiral_order(3) != spiral_order(3, 3)
 
 
 def test_patches_are_pixel_major_band_last_and_invert() -> None:
@@ -45,6 +53,20 @@ def test_image_tokens_follow_the_order_and_are_standardized_per_patch() -> None:
         create_tokenizer("image_patches", dim=8, img_size=8, patch_size=4, order=[0, 0, 1, 2])
 
 
+def test_astropt_standardization_uses_the_unbiased_std_plus_1e_8() -> None:
+    batch = collate(raw_samples(2, modalities=("image",)))
+    batch["image"].data["flux"][0, :, :4, :4] = 3.0  # a constant patch: 0, not NaN
+    tokenizer = create_tokenizer("image_patches", dim=8, in_chans=4, img_size=8, patch_size=4, order="raster",
+                                 standardize="astropt", zero_bad_pixels=False)
+    patches = patchify(batch["image"].data["flux"].float(), 4)
+    std, mean = torch.std_mean(patches, dim=-1, keepdim=True)
+    torch.testing.assert_close(tokenizer.tokenize(batch["image"]).values, (patches - mean) / (std + 1e-8),
+                               atol=0, rtol=0)
+    assert (tokenizer.tokenize(batch["image"]).values[0, 0] == 0).all()
+    with pytest.raises(ConfigError, match="standardize"):
+        create_tokenizer("image_patches", dim=8, img_size=8, patch_size=4, standardize="unbiased")
+
+
 def test_spectrum_windows_weigh_only_good_pixels_and_drop_empty_windows() -> None:
     samples = raw_samples(2, modalities=("spectrum",), lengths=[40, 24])
     samples[0]["spectrum"]["mask"][:] = False
@@ -59,6 +81,13 @@ def test_spectrum_windows_weigh_only_good_pixels_and_drop_empty_windows() -> Non
     flux = batch["spectrum"].data["flux"][0]
     torch.testing.assert_close(tokens.values[0, 2], flux[16:24])
     torch.testing.assert_close(tokenizer.to_flux(tokens.values, 40)[0, 16:40], flux[16:40])
+
+
+def test_ar_spectrum_windows_must_not_overlap() -> None:
+    """With stride < window the next token's target is partly in this token's input: a trivial loss."""
+    with pytest.raises(ConfigError, match="overlap"):
+        create_tokenizer("spectrum_windows", dim=8, window=8, stride=4)
+    assert create_tokenizer("spectrum_windows", dim=8, window=8, stride=8).token_size == 8
 
 
 def test_light_curve_points_are_sorted_by_time_with_padding_last() -> None:

@@ -101,10 +101,21 @@ def test_search_anomalies_and_ar_are_measured(demo: dict[str, Any]) -> None:
 
 def test_summary_table_is_printed(demo: dict[str, Any]) -> None:
     header = demo["stdout"].splitlines()[0]
-    for column in ("task", "model", "random-init", "PCA", "colours-only"):
+    for column in ("task", "model", "random-init", "PCA", "colours-only", "other reference"):
         assert column in header
     assert "galaxies: redshift" in demo["stdout"] and "report.html" in demo["stdout"]
-    assert len(demo["metrics"]["summary"]) >= 6
+    summary = demo["metrics"]["summary"]
+    assert len(summary) >= 6
+    for row in summary:  # a column holds only what its header names: chance and other references apart
+        assert not str(row["PCA"]).startswith("chance") and not str(row["random-init"]).startswith("mean")
+    search = next(row for row in summary if row["task"] == "image -> spectrum search")
+    assert search["other reference"].startswith("chance ")
+
+
+def test_report_embeds_the_metrics_as_json(demo: dict[str, Any]) -> None:
+    report = (demo["root"] / "report.html").read_text()
+    text = re.search(r"<script type='application/json' id='metrics'>(.*?)</script>", report, re.S).group(1)
+    assert json.loads(text)["summary"] == demo["metrics"]["summary"]
 
 
 def test_report_inlines_every_png(demo: dict[str, Any]) -> None:
@@ -178,6 +189,13 @@ def test_bad_root_and_bad_model_fail_clearly(tmp_path: Path, demo: dict[str, Any
     (busy / "something.txt").write_text("x")
     code, _, err = run_cli("--root", str(busy), "--preset", "tiny", "--train")
     assert code == 1 and "not empty" in err
+
+    foreign = tmp_path / "foreign"
+    (foreign / "universe").mkdir(parents=True)
+    (foreign / "universe" / "notes.txt").write_text("x")
+    code, _, err = run_cli("--root", str(foreign), "--preset", "tiny", "--train")
+    assert code == 1 and "holds no simulation" in err
+    assert sorted(p.name for p in foreign.iterdir()) == ["universe"]  # the root is not tied to this run
 
     code, _, err = run_cli("--root", str(tmp_path / "new"), "--preset", "tiny", "--model", str(tmp_path / "nope"))
     assert code == 1 and "cannot find a pretrained model" in err

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from astrofm.ar import ARModel
+from astrofm.ar.tokenizers import astropt_spiral_order
 from astrofm.data.batch import collate
 from astrofm.errors import DataFormatError
 from astrofm.hub.astropt import load_astropt, read_astropt_checkpoint
@@ -22,7 +23,8 @@ astropt_data = pytest.importorskip("astropt.local_datasets")
 N, CHANNELS, SIZE, PATCH, SPECTRUM_TOKENS = 4, 3, 16, 4, 6
 
 
-def _astropt(*, bias: bool, tokeniser: str, spectra_embed_pos: bool, seed: int = 0) -> tuple[Any, dict, Any]:
+def _astropt(*, bias: bool, tokeniser: str, spectra_embed_pos: bool, seed: int = 0,
+             spectra_first: bool = False) -> tuple[Any, dict, Any]:
     """A random AstroPT GPT (images + spectra), every weight perturbed so that none is trivially 0 or 1."""
     torch.manual_seed(seed)
     modalities = [
@@ -31,6 +33,8 @@ def _astropt(*, bias: bool, tokeniser: str, spectra_embed_pos: bool, seed: int =
         astropt_model.ModalityConfig(name="spectra", input_size=10, pos_input_size=1, patch_size=10,
                                      embed_pos=spectra_embed_pos),
     ]
+    if spectra_first:  # listed out of AstroPT's (sorted) sequence order
+        modalities.reverse()
     registry = astropt_model.ModalityRegistry(modalities)
     args = {"n_layer": 3, "n_head": 2, "n_embd": 32, "block_size": 64, "bias": bias, "n_chan": CHANNELS,
             "dropout": 0.0, "tokeniser": tokeniser, "modalities": modalities}
@@ -53,13 +57,21 @@ def _save(path: Path, model: Any, args: dict, registry: Any, *, prefix: str = ""
     return path
 
 
-def _inputs(registry: Any, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+def _normalise(patches: torch.Tensor) -> torch.Tensor:
+    """AstroPT's per-patch ``normalise`` transform (its scripts/train.py)."""
+    std, mean = torch.std_mean(patches, dim=1, keepdim=True)
+    return (patches - mean) / (std + 1e-8)
+
+
+def _inputs(registry: Any, seed: int = 1, *, spiral: bool = False, normalise: bool = False,
+            scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Raw images, spectrum tokens, and AstroPT's inputs for them (its own dataset code makes the image tokens)."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(N, CHANNELS, SIZE, SIZE, generator=generator)
+    images = torch.randn(N, CHANNELS, SIZE, SIZE, generator=generator) * scale + scale
     spectra = torch.randn(N, SPECTRUM_TOKENS, 10, generator=generator)
-    dataset = astropt_data.GalaxyImageDataset(paths={"images": None}, spiral=False, stochastic=False,
-                                              modality_registry=registry, transform={})
+    dataset = astropt_data.GalaxyImageDataset(paths={"images": None}, spiral=spiral, stochastic=False,
+                                              modality_registry=registry,
+                                              transform={"images": _normalise} if normalise else {})
     tokens = torch.stack([dataset.process_galaxy(image.clone()) for image in images])
     positions = torch.arange(SPECTRUM_TOKENS, dtype=torch.float32)[None, :, None].expand(N, -1, -1) / SPECTRUM_TOKENS
     inputs = {"images": tokens, "images_positions": torch.arange(tokens.shape[1]).expand(N, -1),
@@ -72,7 +84,7 @@ def test_converted_model_gives_astropts_predictions_and_embeddings(tmp_path: Pat
                                                                    embed_pos: bool) -> None:
     theirs, args, registry = _astropt(bias=bias, tokeniser=tokeniser, spectra_embed_pos=embed_pos)
     path = _save(tmp_path / "ckpt.pt", theirs, args, registry, prefix="_orig_mod." if bias else "")
-    ours = load_astropt(path, image_size=SIZE)
+    ours = load_astropt(path, image_size=SIZE, standardize=False)
     assert isinstance(ours, ARModel) and ours.modalities == ("image", "spectrum")
     images, spectra, inputs = _inputs(registry)
     if embed_pos:
@@ -99,6 +111,47 @@ def test_converted_model_gives_astropts_predictions_and_embeddings(tmp_path: Pat
     with torch.no_grad():
         torch.testing.assert_close(tokens_model(token_batch)["image"].predicted[:, 1:], expected["images"], atol=1e-5,
                                    rtol=0)
+
+
+def test_modalities_run_in_astropts_sorted_order_whatever_the_checkpoint_lists(tmp_path: Path) -> None:
+    theirs, args, registry = _astropt(bias=True, tokeniser="aim", spectra_embed_pos=True, spectra_first=True)
+    assert [m.name for m in args["modalities"]] == ["spectra", "images"]
+    ours = load_astropt(_save(tmp_path / "ckpt.pt", theirs, args, registry))
+    assert ours.modalities == ("image", "spectrum")
+    _, spectra, inputs = _inputs(registry)
+    inputs["spectra_positions"] = torch.arange(SPECTRUM_TOKENS).expand(N, -1)
+    batch = collate(samples_from_arrays({"image": {"tokens": inputs["images"]}, "spectrum": {"tokens": spectra}}))
+    with torch.no_grad():
+        expected, _ = theirs(inputs)
+        middle = theirs.generate_embeddings(inputs)
+        predicted, z = ours(batch), ours.embed(batch)
+    torch.testing.assert_close(predicted["image"].predicted[:, 1:], expected["images"], atol=2e-6, rtol=0)
+    torch.testing.assert_close(predicted["spectrum"].predicted, expected["spectra"], atol=2e-6, rtol=0)
+    torch.testing.assert_close(z["spectrum"], middle["spectra"], atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8])
+def test_astropt_spiral_order_is_the_one_astropts_dataset_uses(size: int) -> None:
+    dataset = astropt_data.GalaxyImageDataset(paths={"images": None}, spiral=True, stochastic=False)
+    labelled = torch.arange(size * size, dtype=torch.float32)[:, None]  # patch i holds the value i
+    assert dataset.spiralise(labelled)[:, 0].long().tolist() == astropt_spiral_order(size)
+
+
+@pytest.mark.parametrize(("spiral", "normalise"), [(True, True), (True, False), (False, True)])
+def test_converted_image_pipeline_is_astropts_order_and_normalisation(tmp_path: Path, spiral: bool,
+                                                                      normalise: bool) -> None:
+    """Raw images through the converter equal AstroPT's dataset (spiral, train.py's normalise) and model."""
+    theirs, args, registry = _astropt(bias=False, tokeniser="aim", spectra_embed_pos=True)
+    path = _save(tmp_path / "ckpt.pt", theirs, args, registry)
+    ours = load_astropt(path, image_size=SIZE, image_order="spiral" if spiral else "raster", standardize=normalise)
+    images, spectra, inputs = _inputs(registry, spiral=spiral, normalise=normalise, scale=50.0 if normalise else 1.0)
+    inputs["spectra_positions"] = torch.arange(SPECTRUM_TOKENS).expand(N, -1)
+    batch = collate(samples_from_arrays({"image": {"flux": images}, "spectrum": {"tokens": spectra}}))
+    with torch.no_grad():
+        expected, _ = theirs(inputs)
+        predicted = ours(batch)
+    torch.testing.assert_close(predicted["image"].predicted[:, 1:], expected["images"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(predicted["spectrum"].predicted, expected["spectra"], atol=1e-5, rtol=0)
 
 
 class _Exploit:

@@ -132,19 +132,11 @@ def test_same_embedding_alone_and_in_a_batch_of_64_and_deterministic_in_eval(dev
 
 
 def test_overlapping_windows_of_a_short_spectrum_do_not_depend_on_a_longer_neighbour() -> None:
-    from astrofm.ar import ARModel
-    from tests.ar.factories import tiny_ar_config
-
     samples = raw_samples(2, modalities=("spectrum",), lengths=[20, 24])  # windows of 8 every 4: 4 vs 5 windows
     model = tiny_model(("spectrum",), stride=4)
     _, mask = model.encoder("spectrum").tokenize(model.preprocess(samples)["spectrum"])
     assert mask.sum(dim=1).tolist() == [4, 5]  # the 5th window holds pixels 16-19 of object 0, yet is not its own
     torch.testing.assert_close(model.embed(samples)["spectrum"][0], model.embed(samples[:1])["spectrum"][0],
-                               atol=1e-5, rtol=1e-5)
-    config = tiny_ar_config(("spectrum",))
-    config["modalities"]["spectrum"]["config"]["stride"] = 4
-    ar = ARModel.from_config(config).eval()
-    torch.testing.assert_close(ar.embed(samples)["spectrum"][0], ar.embed(samples[:1])["spectrum"][0],
                                atol=1e-5, rtol=1e-5)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from astrofm.downstream.metrics import precision_at_k
 from astrofm.downstream.search import exact_search
-from astrofm.downstream.validation import Where, as_object_ids, check_vectors
+from astrofm.downstream.validation import Where, as_object_ids, check_vectors, read_format_json
 from astrofm.errors import ConfigError, DataFormatError
 from astrofm.utils.atomic import atomic_write_text
 
@@ -175,18 +175,7 @@ class ActiveLearner:
     def load(cls, path: str | Path, X: Any, object_ids: Any, anomaly: Any) -> ActiveLearner:
         """Resume a saved loop on the same embeddings and anomaly scores (checked by fingerprint)."""
         path = Path(path)
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise DataFormatError(path, f"cannot read active-learning state ({error})") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise DataFormatError(
-                path,
-                "not an active-learning state file",
-                field="format",
-                expected=FORMAT,
-                found=state.get("format") if isinstance(state, dict) else None,
-            )
+        state = read_format_json(path, FORMAT, "an active-learning state file")
         learner = cls(X, object_ids, anomaly, **state["params"])
         if learner.fingerprint() != state["fingerprint"]:
             raise DataFormatError(

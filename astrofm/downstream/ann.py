@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from astrofm.downstream.search import METRICS
-from astrofm.downstream.validation import FieldCheck, check_fields, check_vectors
+from astrofm.downstream.validation import FieldCheck, check_fields, check_vectors, read_format_json
 from astrofm.errors import ConfigError, DataFormatError
 from astrofm.utils.atomic import atomic_path, atomic_write_text
 
@@ -287,18 +287,7 @@ class AnnIndex:
                 expected=f"{INDEX_FILE} and {META_FILE}",
                 found=sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "no folder",
             )
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DataFormatError(meta_path, f"index metadata is not valid JSON ({error})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise DataFormatError(
-                meta_path,
-                "not an astrofm ANN index",
-                field="format",
-                expected=FORMAT,
-                found=meta.get("format") if isinstance(meta, dict) else type(meta).__name__,
-            )
+        meta = read_format_json(meta_path, FORMAT, "astrofm ANN index metadata")
         check_fields(meta_path, meta, _META_FIELDS)
         source = meta.get("source")
         if source is not None and not isinstance(source, dict):

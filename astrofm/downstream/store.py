@@ -46,7 +46,7 @@ from typing import IO, Any
 import h5py
 import numpy as np
 
-from astrofm.downstream.validation import FieldCheck, as_object_ids, check_fields, check_vectors
+from astrofm.downstream.validation import FieldCheck, as_object_ids, check_fields, check_vectors, read_format_json
 from astrofm.errors import ConfigError, DataFormatError
 from astrofm.utils.atomic import atomic_path, atomic_write_text, remove_temp_files
 
@@ -777,18 +777,7 @@ class EmbeddingStore:
 def _read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of the store at ``path``, checked field by field (bad or missing ones raise)."""
     manifest_path = _manifest_path(path)
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataFormatError(manifest_path, f"manifest is not valid JSON ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DataFormatError(
-            manifest_path,
-            "not an embedding store manifest",
-            field="format",
-            expected=FORMAT,
-            found=manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__,
-        )
+    manifest = read_format_json(manifest_path, FORMAT, "an embedding store manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataFormatError(
             manifest_path,

@@ -7,6 +7,7 @@ when there is one, and what was expected against what was found.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,22 @@ def check_fields(file: Path, entry: Mapping[str, Any], checks: Mapping[str, Fiel
                 expected=expected,
                 found=repr(entry[key])[:80] if key in entry else "nothing",
             )
+
+
+def read_format_json(path: Path, fmt: str, what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` whose ``format`` field is ``fmt`` (``what``: the file's kind, for errors)."""
+    try:
+        value = json.loads(path.read_text())
+    except OSError as error:
+        raise DataFormatError(path, f"cannot read {what} ({error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataFormatError(path, f"{what} is not valid JSON ({error})") from None
+    if not isinstance(value, dict) or value.get("format") != fmt:
+        raise DataFormatError(
+            path,
+            f"not {what}",
+            field="format",
+            expected=fmt,
+            found=value.get("format") if isinstance(value, dict) else type(value).__name__,
+        )
+    return value

@@ -28,6 +28,7 @@ from astrofm.data.sources import BlockSource
 from astrofm.data.streaming import SampleFn, StreamingDataset, StreamingLoader, Topology, distributed_rank_world
 from astrofm.data.transforms import SampleTransform
 from astrofm.errors import ConfigError, DataFormatError
+from astrofm.sim.splits import SPLITS_FILE
 from astrofm.training.cache import CachedSource, split_random
 from astrofm.training.sources import SPLITS, ConcatSource, SubsetSource, hash_split, object_positions, split_ids
 
@@ -203,8 +204,10 @@ class AstroFMDataModule(L.LightningDataModule):
     sim_seed:
         Seed of the simulation.
     split:
-        Split manifest (JSON) relative to ``root``; None or a missing file: hash split with ``split_fractions``
-        and ``split_seed``. A manifest whose train split matches no object is a ConfigError when fitting.
+        Split manifest (JSON), relative to ``root`` or absolute. None: hash split with ``split_fractions`` and
+        ``split_seed``; so is the default ``splits.json`` where ``root`` has none (a warning says so). Any other
+        manifest that does not exist is a ConfigError, as is one whose train split matches no object when
+        fitting.
     split_fractions:
         Train, val and test fractions of the hash split.
     split_seed:
@@ -235,7 +238,7 @@ class AstroFMDataModule(L.LightningDataModule):
     """
 
     def __init__(self, root: str, sources: list[SourceSpec], *, simulate: str | None = None, sim_seed: int = 0,
-                 split: str | None = "splits.json", split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                 split: str | None = SPLITS_FILE, split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                  split_seed: int = 0, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
                  persistent_workers: bool = True, buffer_size: int = 2048, block_size: int = 256, seed: int = 0,
                  fit_samples: int = 2048, drop_last: bool = True, labels: list[LabelSpec] | None = None,
@@ -294,11 +297,15 @@ class AstroFMDataModule(L.LightningDataModule):
         self.prepare_data()
         source = self.open_source()
         ids = object_positions(source)[0]
-        if self.split is not None and (self.root / self.split).exists():
-            chosen = split_ids(self.root / self.split, ids, required=("train",) if stage in (None, "fit") else ())
+        manifest = None if self.split is None else self.root / self.split
+        if manifest is not None and manifest.exists():
+            chosen = split_ids(manifest, ids, required=("train",) if stage in (None, "fit") else ())
         else:
-            if self.split is not None:
-                log.warning("no split manifest at %s: splitting by object-id hash", self.root / self.split)
+            if manifest is not None and self.split != SPLITS_FILE:
+                raise ConfigError(f"split manifest {manifest} does not exist (data.split={self.split!r}; a relative "
+                                  f"path is read from data.root {self.root}); pass null for a hash split")
+            if manifest is not None:
+                log.warning("no split manifest at %s: splitting by object-id hash", manifest)
             chosen = hash_split(ids, self.split_fractions, self.split_seed)
         self.splits = {name: SubsetSource(source, chosen[name], name=f"{source.name}:{name}") for name in SPLITS}
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})

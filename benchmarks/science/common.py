@@ -184,6 +184,7 @@ def subset_manifest(path: Path, data: AstroFMDataModule, train_ids: Sequence[str
     for split in ("val", "test"):
         manifest[split] = [str(i) for i in data.splits[split].object_ids]
     manifest["val"] = manifest["val"][:val_limit]
+    path = path.resolve()  # the data module reads a relative manifest from its data root
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest))
     return path

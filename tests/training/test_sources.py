@@ -62,6 +62,25 @@ def test_a_manifest_matching_no_train_object_is_refused_and_empty_eval_splits_wa
     assert "no-val.json" in caplog.text and "'val'" in caplog.text and "'nope'" in caplog.text
 
 
+def test_a_named_manifest_that_does_not_exist_is_refused_not_replaced_by_a_hash_split(
+        synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ids = MMUDataset(synthetic_root / "gal").catalog.object_id.tolist()
+    sources = [{"datasets": {"gal": {"path": str(synthetic_root / "gal")}}}]
+    # a relative path is read from the root, not from the working folder (a subset written beside a
+    # benchmark's work folder once silently trained on the whole hash split)
+    (tmp_path / "subset.json").write_text(json.dumps({"train": ids[:20], "val": ids[20:30], "test": ids[30:]}))
+    with pytest.raises(ConfigError, match=r"other-root.*subset\.json.*does not exist.*null"):
+        AstroFMDataModule(str(tmp_path / "other-root"), sources, split="subset.json").setup()
+    absolute = AstroFMDataModule(str(tmp_path / "other-root"), sources, split=str(tmp_path / "subset.json"))
+    absolute.setup()
+    assert absolute.splits["train"].object_ids.tolist() == ids[:20]
+    # only the simulator's default manifest name may be absent (real MMU roots have none)
+    default = AstroFMDataModule(str(tmp_path / "other-root"), sources)
+    with caplog.at_level("WARNING"):
+        default.setup()
+    assert "splitting by object-id hash" in caplog.text and sum(len(v) for v in default.splits.values()) == 200
+
+
 def test_the_hash_split_follows_split_seed_not_the_stream_seed(synthetic_root: Path) -> None:
     def splits(**options: int) -> dict[str, set[str]]:
         module = AstroFMDataModule(str(synthetic_root), [{"datasets": {"gal": {"path": "gal"}}}], split=None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,8 @@ def flush_denormals() -> None:
 
 
 class _LossHistory:
-    """Train losses of a Lightning run (first and last few), for the demo's report."""
+    """Train losses of a Lightning run (first and last few), for the demo's report; saved in its checkpoints,
+    so a resumed run reports the losses from its first step."""
 
     def __init__(self) -> None:
         import lightning as L
@@ -113,6 +113,12 @@ class _LossHistory:
                                    batch_idx: int) -> None:
                 loss = outputs["loss"] if isinstance(outputs, dict) else outputs
                 history.losses.append(float(loss.detach()))
+
+            def state_dict(self) -> dict[str, Any]:
+                return {"losses": list(history.losses)}
+
+            def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+                history.losses[:] = [float(v) for v in state_dict.get("losses", [])]
 
         self.losses: list[float] = []
         self.callback = Callback()
@@ -128,12 +134,13 @@ def fit(module: Any, *, max_steps: int, seconds: float, precision: str = "32-tru
     """Train a ``PretrainModule`` with Lightning for ``max_steps`` or ``seconds`` (gradient clipping at 1).
 
     With ``checkpoints`` a ``last.ckpt`` is written every few steps and a killed run resumes from it
-    (the elapsed time budget included).
+    (the elapsed time budget included). Returns the steps, the training seconds (Lightning's timer: those of
+    a resumed run's earlier part up to its checkpoint included) and the first and final losses.
     """
     from datetime import timedelta
 
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 
     history = _LossHistory()
     callbacks: list[Any] = [history.callback]
@@ -143,7 +150,6 @@ def fit(module: Any, *, max_steps: int, seconds: float, precision: str = "32-tru
     lightning_log = logging.getLogger("lightning.pytorch")  # the demo reports its own steps
     level = lightning_log.level
     lightning_log.setLevel(logging.WARNING)
-    start = time.perf_counter()
     try:
         trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps,
                             max_time=timedelta(seconds=seconds), precision=precision, gradient_clip_val=1.0,
@@ -157,7 +163,8 @@ def fit(module: Any, *, max_steps: int, seconds: float, precision: str = "32-tru
     finally:
         lightning_log.setLevel(level)
     module.eval()
-    return {"steps": int(trainer.global_step), "seconds": round(time.perf_counter() - start, 1),
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))  # Lightning adds it for max_time
+    return {"steps": int(trainer.global_step), "seconds": round(timer.time_elapsed("train"), 1),
             **history.summary()}
 
 

@@ -47,6 +47,8 @@ MAX_STEPS = 1500
 #: The fewest fine-tuning steps of the protocol (~20 epochs of the smallest label fraction).
 PROTOCOL_MIN_STEPS = 200
 VAL_LIMIT: int | None = None
+#: The protocol's fine-tuning learning rate, the same for both inits.
+PROTOCOL_LR = 5e-4
 
 
 def pretrain(config: dict[str, Any], minutes: float, model_dir: Path) -> dict[str, Any]:
@@ -78,7 +80,7 @@ def test_accuracy(module: FineTuneModule, data: Any, labelled: set[str]) -> floa
 
 def finetune(config: dict[str, Any], model_dir: Path, modalities: list[str], *, pretrained: bool,
              train_ids: np.ndarray, labelled: set[str], name: str, workdir: Path, max_minutes: float,
-             seed: int) -> dict[str, Any]:
+             seed: int, lr: float = PROTOCOL_LR) -> dict[str, Any]:
     """Fine-tune a classifier on ``train_ids``; returns its test accuracy and run info."""
     architecture = load_pretrained(model_dir).config.to_dict()  # fitted transforms of the pretraining run
     manifest = C.subset_manifest(workdir / f"{name}.json", C.data_module(config), train_ids, val_limit=VAL_LIMIT)
@@ -88,10 +90,11 @@ def finetune(config: dict[str, Any], model_dir: Path, modalities: list[str], *, 
     torch.manual_seed(seed)  # the same head initialization for both inits, whatever ran before in this process
     module = FineTuneModule(architecture, modalities, "class", classes=CLASSES,
                             init_from=str(model_dir) if pretrained else None,
-                            optimizer={"lr": 5e-4, "warmup_steps": 50, "weight_decay": 0.05})
+                            optimizer={"lr": lr, "warmup_steps": 50, "weight_decay": 0.05})
     info = C.fit(module, data, name=f"s3-{name}", max_steps=steps, max_minutes=max_minutes,
                  val_every=max(25, steps // 8))
     info["planned_steps"] = steps
+    info["lr"] = lr
     info["test_accuracy"] = test_accuracy(module, data, labelled)
     info["n_train"] = len(train_ids)
     log.info("%s: test accuracy %.3f (%d labels, %d steps)", name, info["test_accuracy"], len(train_ids),
@@ -117,6 +120,9 @@ def main() -> None:
                         help="cap on fine-tuning steps per run (the same for both inits)")
     parser.add_argument("--val-limit", type=int, default=None,
                         help="validate (checkpoint choice) on the first N val stars only; test is never cut")
+    parser.add_argument("--lr", type=float, default=PROTOCOL_LR,
+                        help="fine-tuning learning rate of both inits (a sensitivity check: figures are recorded only "
+                             "when every run used the protocol's)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     C.setup(args.threads)
@@ -157,7 +163,7 @@ def main() -> None:
             continue
         results[key] = finetune(config, model_dir, modalities, pretrained=pretrained, train_ids=subset,
                                 labelled=set(labels), name=key, workdir=workdir, max_minutes=args.finetune_minutes,
-                                seed=args.seed)
+                                seed=args.seed, lr=args.lr)
         results[key]["seed"] = args.seed
         if args.resume and (workdir / "results.json").exists():  # another process may have added runs
             results = {**json.loads((workdir / "results.json").read_text()), **results}
@@ -181,6 +187,11 @@ def main() -> None:
     if args.no_record:
         return
     unequal = [k for k, *_ in runs if results[k]["steps"] != results[k].get("planned_steps", results[k]["steps"])]
+    other_lr = [k for k, *_ in runs if results[k].get("lr", PROTOCOL_LR) != PROTOCOL_LR]
+    if other_lr:
+        log.warning("not recorded: runs %s fine-tuned at another learning rate than the protocol's %g", other_lr,
+                    PROTOCOL_LR)
+        return
     if unequal or args.max_steps < PROTOCOL_MIN_STEPS:
         log.warning("not recorded: the protocol trains every run its planned steps (~20 epochs, at least %d); "
                     "runs stopped early by the time cap: %s; --max-steps %d", PROTOCOL_MIN_STEPS, unequal,

@@ -91,7 +91,8 @@ def finetune(config: dict[str, Any], model_dir: Path, modalities: list[str], *, 
     module = FineTuneModule(architecture, modalities, "class", classes=CLASSES,
                             init_from=str(model_dir) if pretrained else None,
                             optimizer={"lr": lr, "warmup_steps": 50, "weight_decay": 0.05})
-    info = C.fit(module, data, name=f"s3-{name}", max_steps=steps, max_minutes=max_minutes,
+    # logs and best-val checkpoints named by work folder too: the same run key may train in another one at once
+    info = C.fit(module, data, name=f"{workdir.name}-{name}", max_steps=steps, max_minutes=max_minutes,
                  val_every=max(25, steps // 8))
     info["planned_steps"] = steps
     info["lr"] = lr

@@ -76,9 +76,22 @@ def record(
     }
     results = load()
     results[key] = entry
+    _save(results)
+    return entry
+
+
+def amend(key: str, *, notes: str, **fields: Any) -> dict[str, Any]:
+    """Add ``notes`` and ``fields`` (e.g. a sensitivity check, ``met``) to the recorded figure ``key``."""
+    results = load()
+    entry = results[key]
+    entry.update(fields, notes=f"{entry['notes']}; {notes}" if entry.get("notes") else notes)
+    _save(results)
+    return entry
+
+
+def _save(results: dict[str, Any]) -> None:
     atomic_write_text(RESULTS_JSON, json.dumps(dict(sorted(results.items())), indent=2) + "\n")
     write_markdown(results)
-    return entry
 
 
 def load() -> dict[str, Any]:

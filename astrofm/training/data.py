@@ -298,15 +298,14 @@ class AstroFMDataModule(L.LightningDataModule):
         source = self.open_source()
         ids = object_positions(source)[0]
         manifest = None if self.split is None else self.root / self.split
-        if manifest is not None and manifest.exists():
-            chosen = split_ids(manifest, ids, required=("train",) if stage in (None, "fit") else ())
-        else:
-            if manifest is not None and self.split != SPLITS_FILE:
+        if manifest is not None and not manifest.exists():
+            if self.split != SPLITS_FILE:
                 raise ConfigError(f"split manifest {manifest} does not exist (data.split={self.split!r}; a relative "
                                   f"path is read from data.root {self.root}); pass null for a hash split")
-            if manifest is not None:
-                log.warning("no split manifest at %s: splitting by object-id hash", manifest)
-            chosen = hash_split(ids, self.split_fractions, self.split_seed)
+            log.warning("no split manifest at %s: splitting by object-id hash", manifest)
+            manifest = None
+        chosen = (hash_split(ids, self.split_fractions, self.split_seed) if manifest is None
+                  else split_ids(manifest, ids, required=("train",) if stage in (None, "fit") else ()))
         self.splits = {name: SubsetSource(source, chosen[name], name=f"{source.name}:{name}") for name in SPLITS}
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
 

@@ -23,8 +23,11 @@ RESULTS_MD = HERE / "RESULTS.md"
 
 
 def machine() -> str:
-    """A short description of this machine."""
-    return f"{os.cpu_count()} cores {platform.machine()} CPU, Python {platform.python_version()}"
+    """A short description of this machine (its GPU too, where torch sees one)."""
+    import torch
+
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{os.cpu_count()} cores {platform.machine()} CPU{gpu}, Python {platform.python_version()}"
 
 
 def command_line() -> str:
@@ -76,15 +79,6 @@ def record(
     }
     results = load()
     results[key] = entry
-    _save(results)
-    return entry
-
-
-def amend(key: str, *, notes: str, **fields: Any) -> dict[str, Any]:
-    """Add ``notes`` and ``fields`` (e.g. a sensitivity check, ``met``) to the recorded figure ``key``."""
-    results = load()
-    entry = results[key]
-    entry.update(fields, notes=f"{entry['notes']}; {notes}" if entry.get("notes") else notes)
     _save(results)
     return entry
 

@@ -74,10 +74,9 @@ class Run:
 def pretrain(config: dict[str, Any], minutes: float, steps: int, model_dir: Path) -> dict[str, Any]:
     """CLIP pretraining for ``steps`` (or ``minutes``, whichever comes first); the model is saved to
     ``model_dir``."""
-    config["trainer"]["max_steps"] = steps  # the cosine schedule spans the steps asked for
     data = C.data_module(config)
     module = PretrainModule(**config["model"]["init_args"])
-    info = C.fit(module, data, name="star-clip", max_steps=steps, max_minutes=minutes)
+    info = C.fit(module, data, name="star-clip", max_steps=steps, max_minutes=minutes)  # the cosine schedule spans them
     module.model.save_pretrained(model_dir)
     return info
 
@@ -100,12 +99,13 @@ def test_accuracy(module: FineTuneModule, data: Any, labelled: set[str]) -> floa
     return hits / max(total, 1)
 
 
-def finetune(config: dict[str, Any], model_dir: Path, run: Run, *, train_ids: np.ndarray, labelled: set[str],
-             workdir: Path, max_steps: int, max_minutes: float, val_limit: int | None, seed: int) -> dict[str, Any]:
-    """Fine-tune ``run``'s classifier on ``train_ids``; returns its test accuracy and run info."""
+def finetune(config: dict[str, Any], full: Any, model_dir: Path, run: Run, *, train_ids: np.ndarray,
+             labelled: set[str], workdir: Path, max_steps: int, max_minutes: float, val_limit: int | None,
+             seed: int) -> dict[str, Any]:
+    """Fine-tune ``run``'s classifier on ``train_ids`` (``full``: the data module of every split); returns its test
+    accuracy and run info."""
     architecture = load_pretrained(model_dir).config.to_dict()  # fitted transforms of the pretraining run
-    manifest = C.subset_manifest(workdir / "splits" / f"{run.key}.json", C.data_module(config), train_ids,
-                                 val_limit=val_limit)
+    manifest = C.subset_manifest(workdir / "splits" / f"{run.key}.json", full, train_ids, val_limit=val_limit)
     data = C.data_module(config, split=str(manifest), batch_size=64)
     epochs20 = math.ceil(20 * len(train_ids) / 64)
     steps = min(max_steps, int(np.clip(epochs20, PROTOCOL_MIN_STEPS, 1500)))  # ~20 epochs, both inits
@@ -123,10 +123,15 @@ def finetune(config: dict[str, Any], model_dir: Path, run: Run, *, train_ids: np
     return info
 
 
+def grid_run(init: str, lr: float) -> Run:
+    """The light-curve run at ``GRID_FRACTION`` of the labels that tries ``lr`` for ``init``."""
+    return Run(("lightcurve",), init, GRID_FRACTION, lr)
+
+
 def chosen_lr(done: dict[str, dict[str, Any]], init: str, grid: tuple[float, ...]) -> float | None:
     """The learning rate of ``grid`` whose light-curve run at ``GRID_FRACTION`` has the best val accuracy
     (None until every one of them is done)."""
-    runs = [done.get(Run(("lightcurve",), init, GRID_FRACTION, lr).key) for lr in grid]
+    runs = [done.get(grid_run(init, lr).key) for lr in grid]
     if any(r is None for r in runs):
         return None
     return max(zip(grid, runs), key=lambda pair: pair[1]["best_val_acc"])[0]  # type: ignore[index]
@@ -135,7 +140,7 @@ def chosen_lr(done: dict[str, dict[str, Any]], init: str, grid: tuple[float, ...
 def plan(done: dict[str, dict[str, Any]], grid: tuple[float, ...]) -> list[Run]:
     """Every run the protocol needs that can be named now: the learning-rate grids at ``GRID_FRACTION``, then
     each init's other fractions at its chosen rate, and the modality comparison at the CLIP init's."""
-    runs = [Run(("lightcurve",), init, GRID_FRACTION, lr) for init in INITS for lr in grid]
+    runs = [grid_run(init, lr) for init in INITS for lr in grid]
     for init in INITS:
         lr = chosen_lr(done, init, grid)
         if lr is not None:
@@ -198,6 +203,7 @@ def main() -> None:
     train_ids = np.array([i for i in data.splits["train"].object_ids if labels.get(i) in CLASSES])
     order = np.random.default_rng(args.seed).permutation(len(train_ids))
     subsets = {f: train_ids[np.sort(order[: max(10, round(f * len(train_ids)))])] for f in FRACTIONS}
+    labelled = set(labels)
     patterns = args.only.split(",") if args.only else ["*"]
     started: set[str] = set()
     if not args.resume:
@@ -211,7 +217,7 @@ def main() -> None:
             break
         run = todo[0]
         started.add(run.key)
-        result = finetune(config, model_dir, run, train_ids=subsets[run.fraction], labelled=set(labels),
+        result = finetune(config, data, model_dir, run, train_ids=subsets[run.fraction], labelled=labelled,
                           workdir=workdir, max_steps=args.max_steps, max_minutes=args.finetune_minutes,
                           val_limit=args.val_limit, seed=args.seed)
         C.save_json(workdir / "runs" / f"{run.key}.json", result)
@@ -233,10 +239,9 @@ def record_figures(args: argparse.Namespace, done: dict[str, dict[str, Any]], ru
           if r.modalities == ("lightcurve",) and r.lr == lrs[r.init]}
     curve = {f"{f:g}": {init: lc[init, f] for init in INITS} for f in FRACTIONS}
     gains = {f: round(100 * (v["clip"] - v["scratch"]), 2) for f, v in curve.items()}
-    lr_grid = {f"{lr:g}": {init: {"test": round(done[Run(("lightcurve",), init, GRID_FRACTION, lr).key]
-                                                ["test_accuracy"], 4),
-                                  "best_val": round(done[Run(("lightcurve",), init, GRID_FRACTION, lr).key]
-                                                    ["best_val_acc"], 4)} for init in INITS} for lr in grid}
+    lr_grid = {f"{lr:g}": {init: {"test": round(done[grid_run(init, lr).key]["test_accuracy"], 4),
+                                  "best_val": round(done[grid_run(init, lr).key]["best_val_acc"], 4)}
+                           for init in INITS} for lr in grid}
     singles = {m: done[Run((m,), "clip", 1.0, lrs["clip"]).key]["test_accuracy"]  # type: ignore[arg-type]
                for m in MODALITIES}
     best_single = max(singles, key=singles.get)  # type: ignore[arg-type]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.science.stars import FRACTIONS, GRID_FRACTION, INITS, MODALITIES, Run, chosen_lr, plan
+from benchmarks.science.stars import FRACTIONS, GRID_FRACTION, INITS, MODALITIES, chosen_lr, grid_run, plan
 
 GRID = (5e-4, 1e-3, 2e-3)
 
 
 def grid_results(init: str, val: tuple[float, ...], test: tuple[float, ...]) -> dict[str, dict[str, float]]:
-    return {Run(("lightcurve",), init, GRID_FRACTION, lr).key: {"best_val_acc": v, "test_accuracy": t}
+    return {grid_run(init, lr).key: {"best_val_acc": v, "test_accuracy": t}
             for lr, v, t in zip(GRID, val, test)}
 
 
@@ -32,5 +32,5 @@ def test_the_learning_rate_is_chosen_on_val_and_used_at_every_other_fraction() -
 
 def test_an_incomplete_grid_chooses_nothing() -> None:
     done = grid_results("scratch", val=(0.7, 0.8, 0.9), test=(0.7, 0.8, 0.9))
-    done.pop(Run(("lightcurve",), "scratch", GRID_FRACTION, 2e-3).key)
+    done.pop(grid_run("scratch", 2e-3).key)
     assert chosen_lr(done, "scratch", GRID) is None

@@ -14,7 +14,8 @@ Files under ``<root>/truth/`` (flat HDF5, one column per dataset, axis 0 = objec
   ``sigma_gas_kms``, ``d_lum_mpc``, ``ebv``, true fluxes ``flux_{g,r,i,z,w1..w4}``
   [nanomaggies] and ``mag_{g,r,i,z}`` [AB], the bulge and disk light fractions
   in a DESI fibre ``fibre_fraction_bulge``/``fibre_fraction_disk``, and
-  ``desi_snr`` (median S/N per pixel of the spectrum, NaN without one).
+  ``desi_snr`` (median S/N per pixel of the spectrum) and ``desi_delta_chi2`` (the expected
+  Δχ² of its redshift fit to the next-best redshift, :func:`astrofm.sim.desi.feature_chi2`), NaN without one.
 - ``stars.hdf5``: ``truth_id``, ``ra``/``dec``, ``healpix``, ``asassn_object_id``,
   ``gaia_object_id``, ``lamost_object_id`` (−1 without a spectrum),
   ``has_lamost``, ``split``, ``class`` (AstroM3 name; empty for anomaly hosts

@@ -135,12 +135,15 @@ def _galaxy_unit(root: Path, config: SimConfig, seed: int, unit: Unit) -> Table:
         parts.append(desi.observe(stream(*key, "spectra", chunk), model))
     spectra = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     snr = np.full(n, np.nan)
+    delta_chi2 = np.full(n, np.nan)
     desi_ids = np.full(n, -1, np.int64)
     if len(rows):
         snr[rows] = spectra.pop("snr")
+        delta_chi2[rows] = spectra.pop("delta_chi2")
         desi_ids[rows] = DESI_TARGETID_BASE + index[rows]
         columns = {"object_id": desi_ids[rows], "ra": desi_ra[rows], "dec": desi_dec[rows], **spectra,
-                   **desi.redshift_columns(spectro, gal["z"][rows], snr[rows]), "EBV": ls["EBV"][rows]}
+                   **desi.redshift_columns(spectro, gal["z"][rows], snr[rows], delta_chi2[rows]),
+                   "EBV": ls["EBV"][rows]}
         for band in "GRZ":
             for name in ("FLUX", "FLUX_IVAR", "FIBERFLUX", "FIBERTOTFLUX"):
                 columns[f"{name}_{band}"] = ls[f"{name}_{band}"][rows]
@@ -154,7 +157,7 @@ def _galaxy_unit(root: Path, config: SimConfig, seed: int, unit: Unit) -> Table:
         "r_half_arcsec": legacysurvey.half_light_radius(gal),
         "fibre_fraction_bulge": rendered.fibre_fraction[:, 0], "fibre_fraction_disk": rendered.fibre_fraction[:, 1],
         **{f"mag_{b}": nanomaggies_to_mag(gal[f"flux_{b}"]) for b in "griz"},
-        "desi_snr": snr,
+        "desi_snr": snr, "desi_delta_chi2": delta_chi2,
         "anomaly_type": kinds, "anomaly_detail": _galaxy_details(kinds, params),
     }
     return truth

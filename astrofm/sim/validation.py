@@ -290,17 +290,26 @@ def _join(ids: np.ndarray, truth_ids: np.ndarray) -> np.ndarray:
 
 def _normal_desi_spectra(root: Path, split: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
                                                                         np.ndarray, np.ndarray]:
-    """(truth of the galaxies, DESI-like spectra, truth row of each spectrum, spectra of normal galaxies
-    [of ``split``])."""
+    """(truth of the galaxies, DESI-like spectra with their ``ZWARN``, truth row of each spectrum, spectra of
+    normal galaxies [of ``split``])."""
     truth = load_truth(root, "galaxies", ["desi_object_id", "z", "desi_snr", "truth_id", "split"])
     anomalous = _anomalous(load_anomalies(root), truth["truth_id"])
     spectra = read_dataset(root / DATASETS["desi"],
-                           ["object_id", "spectrum_flux", "spectrum_ivar", "spectrum_mask", "spectrum_lambda"])
+                           ["object_id", "spectrum_flux", "spectrum_ivar", "spectrum_mask", "spectrum_lambda", "ZWARN"])
     rows = _join(spectra["object_id"], truth["desi_object_id"])
     normal = ~anomalous[rows]
     if split is not None:
         normal &= truth["split"][rows].astype(str) == split
     return truth, spectra, rows, np.flatnonzero(normal)
+
+
+def secure_redshift(root: str | Path, desi_object_id: np.ndarray) -> np.ndarray:
+    """Which galaxies (by DESI-like ``desi_object_id``, −1 = no spectrum) have a secure spectroscopic redshift:
+    a spectrum whose redshift fit is unflagged (``ZWARN`` == 0). These are the galaxies a survey has redshift
+    labels for."""
+    catalog = read_dataset(Path(root) / DATASETS["desi"], ["object_id", "ZWARN"])
+    secure = set(catalog["object_id"][catalog["ZWARN"] == 0].tolist())
+    return np.array([int(i) in secure for i in desi_object_id])
 
 
 def redshift_recovery(root: str | Path, snr_cut: float = 0.5, limit: int | None = None,
@@ -320,10 +329,11 @@ def redshift_recovery(root: str | Path, snr_cut: float = 0.5, limit: int | None 
     return {"fraction": float(good.mean()), "n": len(keep), "fraction_above_cut": float(np.mean(snr >= snr_cut))}
 
 
-def spectrum_redshift_limit(root: str | Path, split: str = "test", snr_cut: float = 0.5) -> dict[str, float]:
+def spectrum_redshift_limit(root: str | Path, split: str = "test") -> dict[str, float]:
     """How well redshift can be read from the DESI-like spectra alone: R² against the true redshift of the
     template fit and of the posterior mean (prior: the train split's redshifts) over the normal galaxies of
-    ``split``, over all of them and those with median S/N per pixel >= ``snr_cut``."""
+    ``split`` with a secure redshift (``ZWARN`` == 0, :func:`secure_redshift`; keys ``*_r2``) and over all
+    that have a spectrum (``*_r2_all``)."""
     root = Path(root)
     truth, spectra, rows, keep = _normal_desi_spectra(root, split)
     _, _, _, train = _normal_desi_spectra(root, "train")
@@ -331,17 +341,17 @@ def spectrum_redshift_limit(root: str | Path, split: str = "test", snr_cut: floa
               spectra["spectrum_ivar"][keep], spectra["spectrum_mask"][keep])
     z_fit, _ = fit_redshifts(*arrays)
     z_mean = posterior_mean_redshifts(*arrays, prior_z=truth["z"][rows[train]])
-    z_true, snr = truth["z"][rows[keep]], truth["desi_snr"][rows[keep]]
-    bright = snr >= snr_cut
+    z_true = truth["z"][rows[keep]]
+    secure = spectra["ZWARN"][keep] == 0
 
     def r2(estimate: np.ndarray, where: np.ndarray) -> float:
         residual = np.sum((estimate[where] - z_true[where]) ** 2)
         return float(1 - residual / np.sum((z_true[where] - z_true[where].mean()) ** 2))
 
     everything = np.ones(len(keep), bool)
-    return {"n": len(keep), "fraction_above_cut": float(bright.mean()),
-            "template_fit_r2": r2(z_fit, everything), "posterior_mean_r2": r2(z_mean, everything),
-            "template_fit_r2_above_cut": r2(z_fit, bright), "posterior_mean_r2_above_cut": r2(z_mean, bright)}
+    return {"n": int(secure.sum()), "n_all": len(keep), "fraction_secure": float(secure.mean()),
+            "template_fit_r2": r2(z_fit, secure), "posterior_mean_r2": r2(z_mean, secure),
+            "template_fit_r2_all": r2(z_fit, everything), "posterior_mean_r2_all": r2(z_mean, everything)}
 
 
 #: True shape latents a photometric-redshift bound may add to the catalog fluxes (all visible in the images).
@@ -349,16 +359,18 @@ SHAPE_COLUMNS = ("r_half_arcsec", "bulge_r_arcsec", "disk_r_arcsec", "bt_r", "se
 
 
 def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int = 0) -> dict[str, float]:
-    """How much redshift the g, r, i, z images hold: R² on the normal galaxies of ``split`` of a regression
-    of true redshift trained on the normal train galaxies (gradient-boosted trees).
+    """How much redshift the g, r, i, z images hold: R² on the normal galaxies of ``split`` with a secure
+    spectroscopic redshift (:func:`secure_redshift`, the galaxies a survey has redshift labels for) of a
+    regression of true redshift trained on those of the train split (gradient-boosted trees); keys ending in
+    ``_all``: the same over every normal galaxy.
 
     Inputs: the catalog's ``FLUX_*`` (the simulator's optimal-photometry measurement of the image, its noise
     that of a matched filter on the PSF-convolved profile: sky and source Poisson), as z magnitude and
     colours; then those plus the true, noiseless :data:`SHAPE_COLUMNS`, a generous stand-in for all the
-    morphology a cutout shows; and, for reference, the noiseless fluxes. A fitted regression approaches the
-    posterior mean from below, so these are estimates of the bound, not guarantees. ``catalog_flux_knn_r2``
-    applies S1's zero-shot protocol (kNN, k = 64, distance-weighted, standardized) to the catalog magnitude
-    and colours, as if they were an embedding.
+    morphology a cutout shows; and, for reference, the noiseless fluxes. A fitted
+    regression approaches the posterior mean from below, so these are estimates of the bound, not guarantees.
+    ``catalog_flux_knn_r2`` applies S1's zero-shot protocol (kNN, k = 64, distance-weighted, standardized) to
+    the catalog magnitude and colours, as if they were an embedding.
     """
     from astrofm.downstream.probes import KNNProbe
 
@@ -366,12 +378,11 @@ def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int 
     bands = "GRIZ"
     catalog = read_dataset(root / DATASETS["legacysurvey"],
                            ["object_id", *(f"FLUX_{b}" for b in bands), *(f"FLUX_IVAR_{b}" for b in bands)])
-    truth = load_truth(root, "galaxies", ["truth_id", "legacysurvey_object_id", "z", "split",
+    truth = load_truth(root, "galaxies", ["truth_id", "legacysurvey_object_id", "desi_object_id", "z", "split",
                                           *(f"flux_{b.lower()}" for b in bands), *SHAPE_COLUMNS])
     rows = _join(catalog["object_id"], truth["legacysurvey_object_id"])
     normal = ~_anomalous(load_anomalies(root), truth["truth_id"])[rows]
     splits = truth["split"][rows].astype(str)
-    train, test = normal & (splits == "train"), normal & (splits == split)
     sigma = np.stack([catalog[f"FLUX_IVAR_{b}"] for b in bands], axis=1) ** -0.5
 
     def magnitudes(flux: np.ndarray) -> np.ndarray:  # z magnitude and g-r, r-i, i-z; floored at half the 1σ flux
@@ -380,17 +391,21 @@ def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int 
 
     measured = magnitudes(np.stack([catalog[f"FLUX_{b}"] for b in bands], axis=1))
     noiseless = magnitudes(np.stack([truth[f"flux_{b.lower()}"][rows] for b in bands], axis=1))
-    shapes = np.column_stack([truth[c][rows] for c in SHAPE_COLUMNS])
+    with_shapes = np.column_stack([measured, *(truth[c][rows] for c in SHAPE_COLUMNS)])
     z = truth["z"][rows]
+    result: dict[str, float] = {}
+    for suffix, sample in (("", secure_redshift(root, truth["desi_object_id"][rows])), ("_all", np.ones(len(z), bool))):
+        train, test = normal & sample & (splits == "train"), normal & sample & (splits == split)
 
-    def r2(features: np.ndarray) -> float:
-        return tree_regression_r2(features[train], z[train], features[test], z[test], seed)
+        def r2(features: np.ndarray, train: np.ndarray = train, test: np.ndarray = test) -> float:
+            return tree_regression_r2(features[train], z[train], features[test], z[test], seed)
 
-    knn = KNNProbe(k=64).fit(measured[train], z[train]).score(measured[test], z[test])
-    return {"n": int(test.sum()), "n_train": int(train.sum()), "catalog_flux_r2": r2(measured),
-            "catalog_flux_knn_r2": float(knn),
-            "catalog_flux_and_true_shapes_r2": r2(np.column_stack([measured, shapes])),
-            "noiseless_flux_r2": r2(noiseless)}
+        knn = KNNProbe(k=64).fit(measured[train], z[train]).score(measured[test], z[test])
+        result |= {f"n{suffix}": int(test.sum()), f"n_train{suffix}": int(train.sum()),
+                   f"catalog_flux_r2{suffix}": r2(measured), f"catalog_flux_knn_r2{suffix}": float(knn),
+                   f"catalog_flux_and_true_shapes_r2{suffix}": r2(with_shapes),
+                   f"noiseless_flux_r2{suffix}": r2(noiseless)}
+    return result
 
 
 def tree_regression_r2(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,

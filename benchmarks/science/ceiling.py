@@ -3,9 +3,10 @@
 S1 asks a self-supervised image embedding for kNN redshift R² >= 0.90, S2 a spectrum embedding for 0.99.
 This measures the same encoder and fitted transforms (those of ``--model``, as S1's supervised baseline does;
 or, with ``--config``, the architecture of a science config, its transforms fitted on the train split) trained
-from scratch as a redshift regressor on 100% of the labelled train galaxies (test R² of its
-predictions): a practical ceiling for what that encoder extracts from the data at this resolution and depth,
-next to ``sim.colour_knn_z_r2`` (colours and sizes only). Writes ``runs/science/s1-ceiling/results.json``
+from scratch as a redshift regressor on 100% of the labelled train galaxies (those with a secure DESI-like
+redshift, S1's and S2's sample; test R² of its predictions on that sample): a practical ceiling for what
+that encoder extracts from the data at this resolution and depth, next to ``sim.colour_knn_z_r2`` (colours and
+sizes only). Writes ``runs/science/s1-ceiling/results.json``
 (``--modality spectrum``: ``s2-ceiling``; ``--no-record``: under ``runs/science/trials``) and records
 ``science.s1_image_supervised_ceiling_r2`` (``science.s2_spectrum_supervised_ceiling_r2``), context for S1 and
 S2 with no target of its own.
@@ -55,7 +56,7 @@ def main() -> None:
     else:
         source = args.model
         architecture = dict(read_config(Path(args.model))["model"])
-    labels = C.truth_labels("galaxies", "legacysurvey_object_id", "z")
+    labels = C.redshift_labels()
     r2, info = supervised_r2(config, architecture, labels, args.fraction, args.minutes, args.seed, args.modality,
                              args.steps)
     log.info("supervised %s encoder on %.0f%% of the train labels: test redshift R² %.4f (%s)", args.modality,
@@ -74,8 +75,9 @@ def main() -> None:
            command="python -m benchmarks.science.ceiling " + " ".join(sys.argv[1:]),
            notes=f"the {args.modality} encoder of {source} (architecture and fitted transforms; galaxy-clip's "
                  f"encoder sizes) trained from scratch as a redshift regressor on {100 * args.fraction:.0f}% of the "
-                 f"train galaxies' labels (those with the modality), test R² of its predictions at the best "
-                 f"validation loss; {info['steps']} steps in {info['wall_s']:.0f} s, {args.threads} threads",
+                 f"train galaxies' labels (those with the modality and a secure DESI-like redshift, ZWARN == 0), "
+                 f"test R² of its predictions on such galaxies at the best validation loss; {info['steps']} steps "
+                 f"in {info['wall_s']:.0f} s, {args.threads} threads",
            wall_s=round(time.perf_counter() - start, 1), seed=args.seed, training=info)
 
 

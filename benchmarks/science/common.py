@@ -170,6 +170,21 @@ def truth_labels(population: str, id_column: str, column: str, *, labelled_only:
     return dict(zip(keys.tolist(), values.tolist()))
 
 
+def redshift_labels(*, secure_only: bool = True) -> dict[str, float]:
+    """Legacy-Survey-like object id -> true redshift of the normal galaxies; with ``secure_only``, of those
+    with a secure DESI-like redshift (``ZWARN`` == 0) only: the galaxies a survey has redshift labels for,
+    as in AstroCLIP's evaluation (S1, S2)."""
+    labels = truth_labels("galaxies", "legacysurvey_object_id", "z")
+    if not secure_only:
+        return labels
+    from astrofm.sim import load_truth
+    from astrofm.sim.validation import secure_redshift
+
+    table = load_truth(DATA_ROOT, "galaxies", ["legacysurvey_object_id", "desi_object_id"])
+    secure = table["legacysurvey_object_id"][secure_redshift(DATA_ROOT, table["desi_object_id"])]
+    return {k: labels[k] for k in np.char.decode(secure, "utf-8").tolist() if k in labels}
+
+
 def aligned(ids: np.ndarray, labels: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(mask of ids that have a label, their labels)."""
     have = np.array([i in labels for i in ids])

@@ -255,11 +255,13 @@ def record_figures(args: argparse.Namespace, done: dict[str, dict[str, Any]], ru
                                            "all_three": all_three, "runs": {r.key: done[r.key] for r in runs}})
     if args.no_record:
         return
-    unequal = [r.key for r in runs if done[r.key]["steps"] != done[r.key]["planned_steps"]]
+    unequal = {r.key: f"{done[r.key]['steps']} of {done[r.key]['planned_steps']} steps"
+               + (" (fewer labels than one batch of 64: no training batch)" if done[r.key]["n_train"] < 64
+                  else " (time cap)")
+               for r in runs if done[r.key]["steps"] != done[r.key]["planned_steps"]}
     if unequal or args.max_steps < PROTOCOL_MIN_STEPS:
         log.warning("not recorded: the protocol trains every run its planned steps (~20 epochs, at least %d); "
-                    "runs stopped early by the time cap: %s; --max-steps %d", PROTOCOL_MIN_STEPS, unequal,
-                    args.max_steps)
+                    "runs that did not: %s; --max-steps %d", PROTOCOL_MIN_STEPS, unequal, args.max_steps)
         return
     from benchmarks.results import record
 

@@ -367,10 +367,10 @@ def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int 
     Inputs: the catalog's ``FLUX_*`` (the simulator's optimal-photometry measurement of the image, its noise
     that of a matched filter on the PSF-convolved profile: sky and source Poisson), as z magnitude and
     colours; then those plus the true, noiseless :data:`SHAPE_COLUMNS`, a generous stand-in for all the
-    morphology a cutout shows; and, for reference, the noiseless fluxes. A fitted
-    regression approaches the posterior mean from below, so these are estimates of the bound, not guarantees.
-    ``catalog_flux_knn_r2`` applies S1's zero-shot protocol (kNN, k = 64, distance-weighted, standardized) to
-    the catalog magnitude and colours, as if they were an embedding.
+    morphology a cutout shows; and, for reference, the noiseless fluxes. A fitted regression approaches the
+    posterior mean from below, so these are estimates of the bound, not guarantees. ``catalog_flux_knn_r2``
+    applies S1's zero-shot protocol (kNN, k = 64, distance-weighted, standardized) to the catalog magnitude
+    and colours, as if they were an embedding.
     """
     from astrofm.downstream.probes import KNNProbe
 
@@ -393,18 +393,16 @@ def photometric_redshift_limit(root: str | Path, split: str = "test", seed: int 
     noiseless = magnitudes(np.stack([truth[f"flux_{b.lower()}"][rows] for b in bands], axis=1))
     with_shapes = np.column_stack([measured, *(truth[c][rows] for c in SHAPE_COLUMNS)])
     z = truth["z"][rows]
+    features = {"catalog_flux_r2": measured, "catalog_flux_and_true_shapes_r2": with_shapes,
+                "noiseless_flux_r2": noiseless}
     result: dict[str, float] = {}
-    for suffix, sample in (("", secure_redshift(root, truth["desi_object_id"][rows])), ("_all", np.ones(len(z), bool))):
+    for suffix, sample in (("", secure_redshift(root, truth["desi_object_id"][rows])), ("_all", normal)):
         train, test = normal & sample & (splits == "train"), normal & sample & (splits == split)
-
-        def r2(features: np.ndarray, train: np.ndarray = train, test: np.ndarray = test) -> float:
-            return tree_regression_r2(features[train], z[train], features[test], z[test], seed)
-
         knn = KNNProbe(k=64).fit(measured[train], z[train]).score(measured[test], z[test])
         result |= {f"n{suffix}": int(test.sum()), f"n_train{suffix}": int(train.sum()),
-                   f"catalog_flux_r2{suffix}": r2(measured), f"catalog_flux_knn_r2{suffix}": float(knn),
-                   f"catalog_flux_and_true_shapes_r2{suffix}": r2(with_shapes),
-                   f"noiseless_flux_r2{suffix}": r2(noiseless)}
+                   f"catalog_flux_knn_r2{suffix}": float(knn)}
+        result |= {f"{name}{suffix}": tree_regression_r2(x[train], z[train], x[test], z[test], seed)
+                   for name, x in features.items()}
     return result
 
 

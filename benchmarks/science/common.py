@@ -177,12 +177,11 @@ def redshift_labels(*, secure_only: bool = True) -> dict[str, float]:
     labels = truth_labels("galaxies", "legacysurvey_object_id", "z")
     if not secure_only:
         return labels
-    from astrofm.sim import load_truth
     from astrofm.sim.validation import secure_redshift
 
-    table = load_truth(DATA_ROOT, "galaxies", ["legacysurvey_object_id", "desi_object_id"])
-    secure = table["legacysurvey_object_id"][secure_redshift(DATA_ROOT, table["desi_object_id"])]
-    return {k: labels[k] for k in np.char.decode(secure, "utf-8").tolist() if k in labels}
+    spectra = truth_labels("galaxies", "legacysurvey_object_id", "desi_object_id")  # -1: no spectrum
+    secure = secure_redshift(DATA_ROOT, np.array([spectra[k] for k in labels]))
+    return {k: z for (k, z), keep in zip(labels.items(), secure) if keep}
 
 
 def aligned(ids: np.ndarray, labels: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

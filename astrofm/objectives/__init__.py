@@ -4,7 +4,8 @@
 ``contrastive`` (CLIP / SigLIP over every pair of modalities), ``autoregressive``
 (next-token regression of an ``ARModel``), ``masked`` (masked reconstruction
 with an ``AstroFM``'s encoders), ``predict`` (decode a modality's coarse content from
-an embedding) and ``sum`` (a weighted sum of these).
+an embedding), ``wavelength_shift`` (tell how far a spectrum was redshifted) and ``sum`` (a weighted
+sum of these).
 """
 
 from astrofm.objectives.autoregressive import AutoregressiveObjective
@@ -19,6 +20,7 @@ from astrofm.objectives.combined import WeightedSumObjective
 from astrofm.objectives.contrastive import ContrastiveObjective
 from astrofm.objectives.masked import MaskedObjective
 from astrofm.objectives.prediction import EmbeddingPredictionObjective
+from astrofm.objectives.shift import WavelengthShiftObjective
 
 __all__ = [
     "OBJECTIVES",
@@ -28,6 +30,7 @@ __all__ = [
     "MaskedObjective",
     "Objective",
     "ObjectiveOutput",
+    "WavelengthShiftObjective",
     "WeightedSumObjective",
     "create_objective",
     "register_objective",

@@ -1,6 +1,6 @@
 """Wavelength-shift equivariance of spectra: the embedding must tell how far a spectrum was redshifted.
 
-Each spectrum of a batch is seen twice on its own wavelength grid: as observed, and moved redward by a
+Each spectrum of a batch is seen twice on its own wavelength grid: as observed, and moved by a
 random factor 1 + δ (ln(1 + δ) uniform in ±``max_log_shift``) and interpolated back onto the grid. Moving an
 observed spectrum by 1 + δ is what a redshift (1 + z) → (1 + z)(1 + δ) does to it, within the wavelengths
 both views cover; both views keep only those, so that a missing end cannot tell δ. The loss asks a learned
@@ -108,7 +108,7 @@ def first_rows(batch: ModalityBatch, rows: int | None) -> ModalityBatch:
 
 
 def shifted_views(batch: ModalityBatch, log_shift: Tensor) -> tuple[ModalityBatch, ModalityBatch]:
-    """The spectra as observed and moved redward by exp(``log_shift``) (one per spectrum, (P,)) on the same
+    """The spectra as observed and moved by a factor exp(``log_shift``) (one per spectrum, (P,)) on the same
     grid, both with only the pixels both cover (the others get ``ivar`` 0 and ``flux`` 0), and both with the
     same ``ivar``.
 

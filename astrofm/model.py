@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from astrofm._version import __version__
-from astrofm.data.batch import Batch, collate
+from astrofm.data.batch import Batch, ModalityBatch, collate
 from astrofm.data.modalities import Sample
 from astrofm.data.transforms import SampleTransform
 from astrofm.errors import ConfigError
@@ -215,14 +215,13 @@ class AstroFM(Preprocessing, nn.Module):
     # -- encoding -------------------------------------------------------------------------------------
     def forward(self, batch: Batch, modalities: Sequence[str] | None = None) -> dict[str, Embedded]:
         """Unit embeddings of every (requested) model modality present in the batch."""
-        out = {}
-        for name in modalities or self.modalities:
-            if name not in batch.modalities:
-                continue
-            mb = batch.modalities[name]
-            encoded = self.encoders[name](mb)
-            out[name] = Embedded(self.heads[name](encoded.pooled), mb.presence, encoded)
-        return out
+        return {name: self.embed_modality(name, batch.modalities[name])
+                for name in modalities or self.modalities if name in batch.modalities}
+
+    def embed_modality(self, name: str, data: ModalityBatch) -> Embedded:
+        """Unit embeddings of one modality's batch (e.g. a view of it that an objective made)."""
+        encoded = self.encoders[name](data)
+        return Embedded(self.heads[name](encoded.pooled), data.presence, encoded)
 
     @torch.no_grad()
     def embed(self, batch: Batch | Sequence[Sample], modalities: Sequence[str] | None = None

@@ -153,8 +153,7 @@ class ContrastiveObjective(Objective):
                                       bool(options["dihedral"]))
             parts = [(VIEW_SUFFIX, view), (REST_SUFFIX, rest)] if options["complement"] else [(VIEW_SUFFIX, view)]
             for suffix, part in parts:  # a view without a real token is no pair
-                encoded = model.encoders[m](part)
-                view_embedded = Embedded(model.heads[m](encoded.pooled), part.presence, encoded)
+                view_embedded = model.embed_modality(m, part)
                 out[m + suffix] = (view_embedded.scatter(0.0), view_embedded.presence)
         return out
 

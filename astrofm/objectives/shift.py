@@ -81,18 +81,12 @@ class WavelengthShiftObjective(Objective):
         spectra = first_rows(spectra, self.rows)
         log_shift = (torch.rand(len(spectra), device=spectra.presence.device) * 2 - 1) * self.max_log_shift
         observed, shifted = shifted_views(spectra, log_shift)
-        position = []
-        for view in (observed, shifted):
-            encoded = model.encoders[self.modality](view)
-            z = model.heads[self.modality](encoded.pooled).float()
-            real = encoded.mask.any(dim=1) if encoded.mask is not None else torch.ones(len(z), dtype=torch.bool,
-                                                                                        device=z.device)
-            position.append((z @ (self.direction / self.direction.norm()).float(), real))
-        (first, real_first), (second, real_second) = position
-        valid = (real_first & real_second).float()
+        first, second = (model.embed_modality(self.modality, view) for view in (observed, shifted))
+        direction = (self.direction / self.direction.norm()).float()
+        valid = (first.presence & second.presence)[spectra.presence].float()
         target = self.scale * log_shift.float()
         variance = self.scale**2 * self.max_log_shift**2 / 3  # of a uniform target
-        error = (second - first - target) ** 2 / variance
+        error = (second.z.float() @ direction - first.z.float() @ direction - target) ** 2 / variance
         loss = (error * valid).sum() / valid.sum().clamp_min(1)
         return ObjectiveOutput(loss, {"r2": 1 - loss.detach()})
 

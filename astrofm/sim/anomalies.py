@@ -17,9 +17,9 @@ star), ``flare`` (an M dwarf with flares and Hα emission), and
 a star of another class). Microlensing and flare stars belong to no AstroM3 class.
 
 Rings, merger companions and lensed arcs are placed outside the seeing disc (1–1.3″ FWHM) even of
-a small host: tied to the host's size alone (0.3–0.8″ at r ≈ 21), most fell inside it, and not even
-a classifier trained on thousands of them found them in the pixels
-(``benchmarks.science.anomaly_visibility``). Rings of faint hosts stay near the sky noise per pixel.
+a small host; tied to the host's size alone (0.3–0.8″ at r ≈ 21), most fell inside it. Most hosts
+are faint, so a ring stays near the sky noise per pixel and a companion is a faint second nucleus: a
+supervised pixel classifier finds few of them either way (``benchmarks.science.anomaly_visibility``).
 Only where the extra light goes depends on these radii, not how much there is, so a normal object's
 data do not depend on them.
 

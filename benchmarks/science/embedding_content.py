@@ -28,7 +28,7 @@ from benchmarks.science.galaxies import eval_config, knn_r2, present
 
 log = logging.getLogger("benchmarks.science.embedding_content")
 
-DEFAULT_MODEL = "runs/science/galaxies-degrade-gpu/galaxy-clip-model"
+DEFAULT_MODEL = "runs/science/galaxies-cpu/galaxy-clip-model"
 SNR_CUT = 0.5
 
 

@@ -24,7 +24,6 @@ from astrofm.sim.profiles import (
     moffat_alpha,
     moffat_ft,
     pixel_ft,
-    round_sersic_n,
     sersic_ft,
 )
 from astrofm.sim.tables import group_ranks
@@ -73,10 +72,11 @@ class FourierGrid:
             weight[-1] = 1.0
         return weight
 
-    def crop(self, images: np.ndarray) -> np.ndarray:
-        """The central ``size`` x ``size`` stamp of padded images (..., pad, pad)."""
+    @property
+    def stamp(self) -> slice:
+        """The rows (and columns) of the padded grid that hold the ``size`` x ``size`` stamp."""
         start = self.pad // 2 - self.size // 2
-        return images[..., start:start + self.size, start:start + self.size]
+        return slice(start, start + self.size)
 
 
 @lru_cache(maxsize=8)
@@ -106,13 +106,9 @@ def sheared_k(grid: FourierGrid, q: np.ndarray, angle: np.ndarray) -> np.ndarray
 def sersic_transforms(grid: FourierGrid, n: np.ndarray, r_half: np.ndarray, q: np.ndarray,
                       angle: np.ndarray) -> np.ndarray:
     """Unit-flux elliptical Sérsic transforms (N, pad, Q); ``r_half`` circularized [px]."""
-    n = round_sersic_n(n)
-    kr = sheared_k(grid, q, angle) * np.asarray(r_half, dtype=np.float32)[:, None, None]
-    out = np.empty_like(kr)
-    for value in np.unique(n):
-        rows = n == value
-        out[rows] = sersic_ft(float(value), kr[rows])
-    return out
+    kr = sheared_k(grid, q, angle)
+    kr *= np.asarray(r_half, dtype=np.float32)[:, None, None]
+    return sersic_ft(n, kr)
 
 
 def phase(grid: FourierGrid, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,8 +157,9 @@ def to_images(grid: FourierGrid, transform: np.ndarray) -> np.ndarray:
     ``transform`` is overwritten.
     """
     transform *= grid.response
-    padded = fft.irfft2(transform, s=(grid.pad, grid.pad), axes=(-2, -1), overwrite_x=True)
-    return np.ascontiguousarray(grid.crop(padded), dtype=np.float32)
+    # the inverse along y first, so that the inverse along x runs only on the stamp's rows
+    rows = fft.ifft(transform, axis=-2, overwrite_x=True)[..., grid.stamp, :]
+    return np.ascontiguousarray(fft.irfft(rows, n=grid.pad, axis=-1)[..., grid.stamp], dtype=np.float32)
 
 
 @lru_cache(maxsize=8)
@@ -291,19 +288,25 @@ def scene_transforms(grid: FourierGrid, n_scenes: int, n_bands: int, sersics: Se
 
 def _add_rows(grid: FourierGrid, central: np.ndarray, others: np.ndarray, parts: Sersics | Rings,
               profile: np.ndarray) -> np.ndarray:
+    """Add each row's per-band flux times its shifted profile to its scene; returns the shifted profiles.
+
+    The rows are laid out as (scene, rank among the scene's rows), so that each target's sum over rows is one
+    batched real matrix product, (N, B, R) fluxes times (N, R, 2·pad·Q) real and imaginary parts.
+    """
     shifted = shift(grid, profile, parts.x, parts.y)
     ranks = group_ranks(parts.obj)
-    for rank in range(int(ranks.max()) + 1):
-        for target, is_central in ((central, True), (others, False)):
-            rows = np.flatnonzero((ranks == rank) & (parts.central == is_central))
-            if not len(rows):
-                continue
-            contribution = parts.flux[rows].astype(np.float32)[:, :, None, None] * shifted[rows][:, None]
-            obj = parts.obj[rows]
-            if len(obj) == len(target) and (obj == np.arange(len(target))).all():
-                target += contribution
-            else:
-                target[obj] += contribution
+    n_scenes, n_bands = central.shape[:2]
+    width = int(ranks.max()) + 1
+    dense = np.zeros((n_scenes, width, *shifted.shape[1:]), np.complex64)
+    dense[parts.obj, ranks] = shifted
+    parts_real = dense.view(np.float32).reshape(n_scenes, width, -1)
+    for target, is_central in ((central, True), (others, False)):
+        rows = parts.central == is_central
+        if not rows.any():
+            continue
+        flux = np.zeros((n_scenes, n_bands, width), np.float32)
+        flux[parts.obj[rows], :, ranks[rows]] = parts.flux[rows]
+        target += np.matmul(flux, parts_real).view(np.complex64).reshape(target.shape)
     return shifted
 
 

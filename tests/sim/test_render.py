@@ -32,6 +32,40 @@ def test_hankel_tables_match_closed_forms():
     assert np.abs(np.interp(kr, k, values) - np.exp(-(kr**2) / (4 * profiles.sersic_b(0.5)))).max() < 1e-5
 
 
+def test_sersic_rows_each_use_their_own_index():
+    kr = np.linspace(0, 60, 3001, dtype=np.float32)
+    rows = profiles.sersic_ft(np.array([1.0, 4.02, 1.0, 2.5]), np.tile(kr, (4, 1)))
+    exponential = (1 + (kr / profiles.sersic_b(1.0)) ** 2) ** -1.5
+    assert np.abs(rows[0] - exponential).max() < 1e-5
+    np.testing.assert_array_equal(rows[2], rows[0])
+    for i, n in ((1, 4.0), (3, 2.5)):  # 4.02 is rounded to the grid
+        alone = profiles.sersic_ft(np.array([n]), kr[None])[0]
+        np.testing.assert_array_equal(rows[i], alone)
+        k, values = profiles._sersic_table(n, profiles.SERSIC_TRUNCATION)
+        assert np.abs(rows[i] - np.interp(kr, k, values)).max() < 1e-5
+
+
+def test_scene_is_the_sum_of_its_components():
+    """Scenes with different numbers of components, some of them neighbours, equal the sums of their parts."""
+    fields = dict(obj=np.array([0, 1, 0, 0, 1]), flux=np.arange(1.0, 11.0).reshape(5, 2),
+                  n=np.array([4.0, 1.0, 1.0, 2.0, 1.5]), r_half=np.array([2.0, 3.0, 5.0, 1.5, 2.5]),
+                  q=np.array([0.8, 0.5, 0.6, 1.0, 0.7]), angle=np.array([0.1, 1.0, 0.3, 0.0, 2.0]),
+                  x=np.array([0.0, 0.3, 0.0, 12.0, -9.0]), y=np.array([0.0, -0.2, 0.0, 7.0, 4.0]),
+                  central=np.array([True, True, True, False, False]))
+    grid = render.fourier_grid(SIZE, 1.5)
+    no_blobs, no_rings = render.empty(render.Blobs, 2), render.empty(render.Rings, 2)
+    central, others, _ = render.scene_transforms(grid, 2, 2, render.Sersics(**fields), no_blobs, no_rings)
+    expected = {True: np.zeros_like(central), False: np.zeros_like(others)}
+    for row in range(5):
+        one = {name: value[row:row + 1] for name, value in fields.items()}
+        alone, alone_others, _ = render.scene_transforms(grid, 1, 2, render.Sersics(**{**one, "obj": np.zeros(1, int)}),
+                                                         no_blobs, no_rings)
+        expected[bool(fields["central"][row])][fields["obj"][row]] += (alone + alone_others)[0]
+    np.testing.assert_allclose(central, expected[True], atol=1e-5)
+    np.testing.assert_allclose(others, expected[False], atol=1e-5)
+    assert np.abs(others[0]).max() > 1 and np.abs(central[1]).max() > 1
+
+
 def test_truncated_sersic_keeps_its_half_light_radius():
     n, cut = 4.0, profiles.SERSIC_TRUNCATION
     b = profiles.truncated_sersic_b(n, cut)

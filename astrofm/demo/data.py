@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from astrofm.errors import ConfigError
+from astrofm.sim.validation import read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +78,9 @@ def _text(values: np.ndarray) -> np.ndarray:
 
 
 def read_catalog(folder: Path, columns: list[str]) -> dict[str, np.ndarray]:
-    """``object_id`` (as text) and 1-D catalog ``columns`` of every shard of an MMU dataset folder."""
-    files = sorted(folder.glob("healpix=*/*.hdf5"))
-    if not files:
-        raise ConfigError(f"no MMU shards under {folder}")
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in ["object_id", *columns]}
-    for file in files:
-        with h5py.File(file, "r") as handle:
-            for name in parts:
-                parts[name].append(handle[name][()])
-    out = {name: np.concatenate(values) for name, values in parts.items()}
+    """``object_id`` (as text; Gaia's ``source_id``) and 1-D catalog ``columns`` of every shard of an MMU dataset
+    folder."""
+    out = read_dataset(folder, ["object_id", *columns])
     out["object_id"] = _text(out["object_id"])
     return out
 

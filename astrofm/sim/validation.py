@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import fft
 
+from astrofm.errors import ConfigError
 from astrofm.sim import desi, sed
 from astrofm.sim.truth import load_anomalies, load_truth
 from astrofm.sim.units import DATASETS
@@ -269,6 +270,8 @@ def read_dataset(path: str | Path, columns: Sequence[str]) -> dict[str, np.ndarr
     Columns whose last axis differs between shards (padded light curves) are zero-padded to the longest.
     """
     blocks = list(iter_blocks(path, columns, size=1 << 30))
+    if not blocks:
+        raise ConfigError(f"no objects in MMU shards under {path}")
     out = {}
     for c in columns:
         parts = [b[c] for b in blocks]

@@ -10,7 +10,8 @@ patches it inside the timed step.
 - Train step: forward + backward + gradient clipping (1.0) + AdamW step on a fixed batch. astropt
   runs as its training script runs on a CPU (fp32, no autocast: its autocast context is CUDA-only)
   and with its own ``configure_optimizers``; astrofm runs with its training defaults (bf16 autocast,
-  ``precision: bf16-mixed`` in the configs; AdamW from ``astrofm.training.optim``). Every
+  ``precision: bf16-mixed`` in the configs, where the device has native bf16, fp32 elsewhere; AdamW from
+  ``astrofm.training.optim``). Every
   precision pairing is measured too (``*_fp32`` / ``*_bf16``).
 - Embedding: astropt's ``generate_embeddings`` (mean over tokens after the middle block) against
   ``ARModel.embed`` (the same vectors; astrofm runs only the blocks it needs), over ``--embed-batches``
@@ -36,13 +37,20 @@ from typing import Any
 
 import numpy as np
 
+from astrofm.utils.precision import native_bf16
+
 log = logging.getLogger("benchmarks.ar_speed")
 
 #: The shared configuration: AstroPT's architecture at a CPU-sized scale (64 tokens per image).
 CONFIG = {"channels": 4, "image_size": 64, "patch": 8, "dim": 256, "depth": 6, "heads": 8, "batch": 64}
 TRAIN_VARIANTS = ("astropt_fp32", "astropt_bf16", "astrofm_fp32", "astrofm_bf16")
-#: astropt as its training script runs on this device / astrofm with its defaults.
-BASELINE, DEFAULT = {"cpu": "astropt_fp32", "cuda": "astropt_bf16"}, "astrofm_bf16"
+#: astropt as its training script runs on this device.
+BASELINE = {"cpu": "astropt_fp32", "cuda": "astropt_bf16"}
+
+
+def default_variant(device: str) -> str:
+    """astrofm with its defaults on ``device``: bf16 autocast where bf16 is native, else fp32."""
+    return "astrofm_bf16" if native_bf16(device) else "astrofm_fp32"
 
 
 def build(config: dict[str, int], device: str) -> tuple[Any, Any, Any]:
@@ -258,10 +266,11 @@ def main() -> None:
         return
     from benchmarks.results import record
 
-    baseline = BASELINE[args.device]
+    baseline, default = BASELINE[args.device], default_variant(args.device)
+    precision = "bf16 autocast" if default.endswith("bf16") else "fp32 (no native bf16 here)"
 
     def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-        return {"default_vs_astropt_default": results[DEFAULT]["samples_per_s"] / results[baseline]["samples_per_s"],
+        return {"default_vs_astropt_default": results[default]["samples_per_s"] / results[baseline]["samples_per_s"],
                 "fp32_vs_fp32": results["astrofm_fp32"]["samples_per_s"] / results["astropt_fp32"]["samples_per_s"],
                 "bf16_vs_bf16": results["astrofm_bf16"]["samples_per_s"] / results["astropt_bf16"]["samples_per_s"]}
 
@@ -271,7 +280,7 @@ def main() -> None:
     tokens = (config["image_size"] // config["patch"]) ** 2
     shape = (f"{config['depth']} layers, width {config['dim']}, {config['heads']} heads, {config['patch']}-px patches "
              f"of {config['channels']}x{config['image_size']}x{config['image_size']} images ({tokens} tokens), "
-             f"batch {config['batch']}, {train[DEFAULT]['parameters'] / 1e6:.2f}M parameters (astropt "
+             f"batch {config['batch']}, {train[default]['parameters'] / 1e6:.2f}M parameters (astropt "
              f"{train[baseline]['parameters'] / 1e6:.2f}M: +biases), {args.threads} threads, {args.device}")
     common = {"config": config, "wall_s": round(wall, 1), "same_function_max_diff": gap, "device": args.device,
               "threads": args.threads}
@@ -279,7 +288,7 @@ def main() -> None:
     record("train.ar_step_vs_astropt", r["default_vs_astropt_default"], target=">= 1.5", unit="ratio",
            baseline=f"astropt 2.0.9 GPT ({baseline}: as its training script runs on {args.device}), same config and "
                     "weights, same run",
-           notes=(f"{shape}; astrofm default = bf16 autocast, eager, attention 'auto' (the explicit softmax(QK^T)V "
+           notes=(f"{shape}; astrofm default = {precision}, eager, attention 'auto' (the explicit softmax(QK^T)V "
                   "in bf16 on CPU for <= 240 keys, where it beats the fused SDPA kernels; SDPA in fp32); same "
                   "precision: fp32 "
                   f"{r['fp32_vs_fp32']:.2f}x, bf16 {r['bf16_vs_bf16']:.2f}x"),
@@ -289,9 +298,9 @@ def main() -> None:
            baseline=f"astropt 2.0.9 generate_embeddings ({baseline}), same model and images, same run",
            notes=(f"{shape}; the same vectors (mean after the middle block); astrofm runs only blocks 0..depth//2; "
                   f"same precision: fp32 {r['fp32_vs_fp32']:.2f}x, bf16 {r['bf16_vs_bf16']:.2f}x; headline = "
-                  "astrofm embed under bf16 autocast (as the science benchmarks run it) vs astropt's CPU default "
-                  f"(fp32); peak process memory after 1 batch {embed[DEFAULT]['peak_mb_after_1_batch']:.0f} MB, "
-                  f"after {args.embed_batches} batches {embed[DEFAULT]['peak_mb']:.0f} MB (O(batch), not O(N))"),
+                  f"astrofm embed under {precision} (as the science benchmarks run it) vs astropt's CPU default "
+                  f"(fp32); peak process memory after 1 batch {embed[default]['peak_mb_after_1_batch']:.0f} MB, "
+                  f"after {args.embed_batches} batches {embed[default]['peak_mb']:.0f} MB (O(batch), not O(N))"),
            ratios={k: round(v, 3) for k, v in r.items()}, variants=figures(embed), batches=args.embed_batches,
            **common)
 

@@ -77,12 +77,11 @@ def model(ctx: Context) -> StepResult:
 
 # -- 3. embeddings ----------------------------------------------------------------------------------
 def embed(ctx: Context) -> StepResult:
-    import torch
-
     from astrofm.demo.training import flush_denormals
     from astrofm.hub.pretrained import model_identity
     from astrofm.inference import embed_to_store
     from astrofm.training import SubsetSource
+    from astrofm.utils.precision import inference_autocast, native_bf16
 
     ids, sample = [], {}
     for population in ctx.populations:
@@ -95,13 +94,14 @@ def embed(ctx: Context) -> StepResult:
     name, version = model_identity(ctx.model_folder)
     ctx.model  # noqa: B018  (loaded before the flag is set: imports may clear it)
     flush_denormals()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with inference_autocast("cpu"):
         embed_to_store(ctx.model, source, ctx.layout.store, model_name=name, model_version=version, batch_size=128,
                        progress=ctx.progress)
     ctx.__dict__.pop("store", None)
     counts = {m: ctx.store.count(m) for m in ctx.store.modalities}
     return StepResult({"store": str(ctx.layout.store), "objects": len(source), "of": len(whole), "sample": sample,
-                       "vectors": counts, "dim": ctx.model.embed_dim, "precision": "bf16 autocast"})
+                       "vectors": counts, "dim": ctx.model.embed_dim,
+                       "precision": "bf16 autocast" if native_bf16("cpu") else "float32 (no native bf16)"})
 
 
 # -- 4. probes --------------------------------------------------------------------------------------

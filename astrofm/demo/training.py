@@ -20,6 +20,7 @@ import torch
 
 from astrofm.demo import data as D
 from astrofm.errors import ConfigError
+from astrofm.utils.precision import fit_precision
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ class _LossHistory:
 
 def fit(module: Any, *, max_steps: int, seconds: float, precision: str = "32-true", checkpoints: Path | None = None,
         progress: bool = True, datamodule: Any = None, train_loader: Any = None) -> dict[str, Any]:
-    """Train a ``PretrainModule`` with Lightning for ``max_steps`` or ``seconds`` (gradient clipping at 1).
+    """Train a ``PretrainModule`` with Lightning for ``max_steps`` or ``seconds`` (gradient clipping at 1), on the
+    CPU; a bf16 ``precision`` runs as ``32-true`` where the CPU has no native bf16 (:func:`fit_precision`).
 
     With ``checkpoints`` a ``last.ckpt`` is written every few steps and a killed run resumes from it
     (the elapsed time budget included). Returns the steps, the training seconds (Lightning's timer: those of
@@ -152,7 +154,8 @@ def fit(module: Any, *, max_steps: int, seconds: float, precision: str = "32-tru
     lightning_log.setLevel(logging.WARNING)
     try:
         trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps,
-                            max_time=timedelta(seconds=seconds), precision=precision, gradient_clip_val=1.0,
+                            max_time=timedelta(seconds=seconds), precision=fit_precision(precision, "cpu"),
+                            gradient_clip_val=1.0,
                             logger=False, callbacks=callbacks, enable_checkpointing=checkpoints is not None,
                             enable_progress_bar=progress, enable_model_summary=False, limit_val_batches=0,
                             num_sanity_val_steps=0, default_root_dir=checkpoints)

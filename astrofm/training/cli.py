@@ -7,7 +7,8 @@ Stream resume (:class:`StreamResume`) is always on; checkpoints are read with
 ``weights_only=True``. ``--ckpt_path last`` resumes from the newest ``last.ckpt`` of the run's earlier
 versions (Lightning alone looks only in the new version's folder, finds nothing and starts afresh).
 ``--import MODULE`` (repeatable) imports a module of your own first, so that the encoders, transforms,
-objectives or data modalities it registers can be named in the config.
+objectives or data modalities it registers can be named in the config. A bf16 ``trainer.precision`` trains
+in ``32-true`` on a CPU without native bf16, where emulated bf16 is several times slower (with a warning).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from astrofm.training.callbacks import StreamResume
 from astrofm.training.data import AstroFMDataModule
 from astrofm.training.export import check_checkpoint_file
 from astrofm.training.module import ModelModule
+from astrofm.utils.precision import fit_precision
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,13 @@ class AstroFMCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         return
+
+    def before_instantiate_classes(self) -> None:
+        """bf16 precisions train in 32-true on a CPU without native bf16 (see :func:`fit_precision`)."""
+        config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        trainer = config.get("trainer")
+        if trainer is not None and trainer.get("precision") is not None:
+            trainer["precision"] = fit_precision(str(trainer["precision"]), trainer.get("accelerator") or "auto")
 
     def fit(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
             ckpt_path: str | None = None, weights_only: bool | None = None, **kwargs: Any) -> None:

@@ -17,6 +17,7 @@ import yaml
 
 from astrofm.model import AstroFM
 from astrofm.training import AstroFMDataModule
+from astrofm.utils.precision import fit_precision, inference_autocast
 
 log = logging.getLogger("benchmarks.science")
 
@@ -81,7 +82,8 @@ def fit(module: L.LightningModule, data: AstroFMDataModule, *, name: str, max_st
         mode: str = "max") -> dict[str, Any]:
     """Train with Lightning for ``max_steps`` or ``max_minutes``, whichever comes first; CSV logs in runs/.
 
-    With ``val_every``, validate every that many steps and end with the weights that scored best on
+    A bf16 ``precision`` trains in 32-true on a CPU without native bf16. With ``val_every``, validate every
+    that many steps and end with the weights that scored best on
     ``monitor`` (``mode`` "max" or "min").
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -97,7 +99,8 @@ def fit(module: L.LightningModule, data: AstroFMDataModule, *, name: str, max_st
                                save_weights_only=True)
         callbacks.append(best)
     trainer = L.Trainer(max_steps=max_steps, max_time={"minutes": max_minutes}, accelerator=ACCELERATOR,
-                        precision=precision, gradient_clip_val=1.0, logger=CSVLogger(RUNS, name=name),
+                        precision=fit_precision(precision, ACCELERATOR), gradient_clip_val=1.0,
+                        logger=CSVLogger(RUNS, name=name),
                         enable_checkpointing=best is not None, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=None if val_every else 0,
                         val_check_interval=val_every, check_val_every_n_epoch=None if val_every else 1,
@@ -130,7 +133,7 @@ def embed(model: AstroFM, data: AstroFMDataModule, split: str, modalities: Seque
     features: dict[str, list[np.ndarray]] = {}
     model.eval()
     for batch in data.loader(split, batch_size=batch_size, transform=model.transform):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with inference_autocast("cpu"):
             embedded = model(batch, modalities)
         ids += batch.object_id
         for name in modalities or model.modalities:

@@ -42,6 +42,7 @@ import torch
 
 from astrofm.hub.pretrained import load_pretrained
 from astrofm.training import FineTuneModule, PretrainModule
+from astrofm.utils.precision import inference_autocast
 from benchmarks.science import common as C
 
 log = logging.getLogger("benchmarks.science.stars")
@@ -88,7 +89,7 @@ def test_accuracy(module: FineTuneModule, data: Any, labelled: set[str]) -> floa
     module.eval()
     hits = total = 0
     for batch in data.loader("test", batch_size=256):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with inference_autocast("cpu"):
             predicted, valid = module.predict_batch(batch)
         labels = np.asarray([str(v) for v in batch.targets["class"]])
         normal = np.array([i in labelled for i in batch.object_id])

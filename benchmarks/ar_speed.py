@@ -11,8 +11,7 @@ patches it inside the timed step.
   runs as its training script runs on a CPU (fp32, no autocast: its autocast context is CUDA-only)
   and with its own ``configure_optimizers``; astrofm runs with its training defaults (bf16 autocast,
   ``precision: bf16-mixed`` in the configs, where the device has native bf16, fp32 elsewhere; AdamW from
-  ``astrofm.training.optim``). Every
-  precision pairing is measured too (``*_fp32`` / ``*_bf16``).
+  ``astrofm.training.optim``). Every precision pairing is measured too (``*_fp32`` / ``*_bf16``).
 - Embedding: astropt's ``generate_embeddings`` (mean over tokens after the middle block) against
   ``ARModel.embed`` (the same vectors; astrofm runs only the blocks it needs), over ``--embed-batches``
   batches; the peak memory after 1 batch and after all of them shows memory O(batch), not O(N).

@@ -43,13 +43,12 @@ def fit_precision(precision: str, accelerator: Any = "auto") -> str:
     """The Lightning precision to train with: ``precision``, except that a bf16 precision on a CPU
     without native bf16 becomes ``32-true`` (with a warning), since emulated bf16 trains several times slower.
 
-    ``accelerator`` is the trainer's (``auto`` means CUDA when one is visible; an Accelerator object is
-    left to its own precision).
+    ``accelerator`` is the trainer's (``auto`` means CUDA when one is visible); any other accelerator (a GPU,
+    an Accelerator object) keeps ``precision``.
     """
-    if str(precision) not in BF16_PRECISIONS or not isinstance(accelerator, str):
+    if str(precision) not in BF16_PRECISIONS or accelerator not in ("auto", "cpu"):
         return precision
-    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if on_gpu or accelerator not in ("auto", "cpu") or native_bf16("cpu"):
+    if (accelerator == "auto" and torch.cuda.is_available()) or native_bf16("cpu"):
         return precision
     log.warning("trainer.precision %s on a CPU without native bf16 (AVX512-BF16 or AMX) is emulated and runs "
                 "several times slower than float32: training in 32-true instead", precision)

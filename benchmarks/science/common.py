@@ -83,8 +83,7 @@ def fit(module: L.LightningModule, data: AstroFMDataModule, *, name: str, max_st
     """Train with Lightning for ``max_steps`` or ``max_minutes``, whichever comes first; CSV logs in runs/.
 
     A bf16 ``precision`` trains in 32-true on a CPU without native bf16. With ``val_every``, validate every
-    that many steps and end with the weights that scored best on
-    ``monitor`` (``mode`` "max" or "min").
+    that many steps and end with the weights that scored best on ``monitor`` (``mode`` "max" or "min").
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from astrofm.utils.precision import INFERENCE_PRECISIONS
+
 log = logging.getLogger(__name__)
 
 
@@ -21,6 +23,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
+    parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                        help="auto: bf16 autocast where the device computes bf16 natively (CUDA from Ampere on, "
+                             "CPUs with AVX512-BF16 or AMX), float32 elsewhere; 32 or bf16 to force one")
     parser.add_argument("--revision", help="hub revision of the model")
     parser.set_defaults(func=run)
 
@@ -31,14 +36,17 @@ def run(args: argparse.Namespace) -> int:
     from astrofm.hub.pretrained import load_pretrained, model_identity
     from astrofm.hub.resolve import resolve_pretrained
     from astrofm.inference import embed_to_store
+    from astrofm.utils.precision import inference_autocast
 
     folder = resolve_pretrained(args.model, revision=args.revision)
     model = load_pretrained(folder, device=args.device)
     wanted = args.modalities or list(model.modalities)
     source = open_sources(args.data, radius_arcsec=args.radius, modalities=wanted)
     name, version = model_identity(folder)
-    out = embed_to_store(model, source, args.out, model_name=name, model_version=version,
-                         modalities=wanted, batch_size=args.batch_size, num_workers=args.workers)
+    with inference_autocast(args.device, args.precision) as autocast:
+        out = embed_to_store(model, source, args.out, model_name=name, model_version=version,
+                             modalities=wanted, batch_size=args.batch_size, num_workers=args.workers)
+    log.info("embedded in %s", "bf16 autocast" if autocast is not None else "float32")
     with EmbeddingStore.open(out) as store:
         counts = {m: store.count(m) if m in store.modalities else 0 for m in wanted}
     print(f"{len(source)} objects read; vectors in {out}: "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,13 @@ log = logging.getLogger(__name__)
 _ALIASES = {OBJECT_ID: ("source_id",), RA: ("RA",), DEC: ("DEC",)}
 
 
+def _standard_names(columns: Iterable[str]) -> dict[str, str | None]:
+    """The column holding each standard column (its own name or an alias; None when absent)."""
+    present = set(columns)
+    return {standard: next((c for c in (standard, *_ALIASES.get(standard, ())) if c in present), None)
+            for standard in (OBJECT_ID, RA, DEC, HEALPIX)}
+
+
 def _as_storable(file: Path, name: str, values: Any) -> np.ndarray:
     """Convert a column to an HDF5-storable array (text becomes UTF-8 fixed-length bytes)."""
     array = np.asarray(values)
@@ -61,22 +68,29 @@ def write_shard(
 ) -> Path:
     """Validate ``columns`` and write them atomically as one MMU shard.
 
-    ``columns`` must hold ``object_id``, ``ra`` and ``dec``; ``healpix``
-    (NESTED, nside 16) is computed when missing. Modality columns are checked
+    ``columns`` must hold ``object_id``, ``ra`` and ``dec`` (or the MMU spellings
+    that readers accept: Gaia's ``source_id``, ``RA``, ``DEC``, written as given);
+    ``healpix`` (NESTED, nside 16) is computed when missing. Modality columns are checked
     against their schema (names, dtypes, shapes, finite values). The file is
     written next to ``path`` under a temporary name and renamed into place, so
     an interrupted write never leaves a partial shard.
     """
     path = Path(path)
     arrays = {name: _as_storable(path, name, value) for name, value in columns.items()}
+    names = _standard_names(arrays)
     for required in (OBJECT_ID, RA, DEC):
-        if required not in arrays:
+        if names[required] is None:
             raise DataFormatError(path, "missing standard column", field=required,
-                                  expected="a 1-D array with one entry per object", found="no such column")
-    n = len(arrays[OBJECT_ID]) if arrays[OBJECT_ID].ndim else 0  # a scalar id fails the check below
-    _validate_standard(path, {name: (a.shape, a.dtype) for name, a in arrays.items()}, n, lambda name: arrays[name])
-    if HEALPIX not in arrays:
-        arrays[HEALPIX] = healpix_index(arrays[RA], arrays[DEC])
+                                  expected=f"a 1-D array with one entry per object (named "
+                                           f"{' or '.join((required, *_ALIASES[required]))})",
+                                  found="no such column")
+    standard_of = {actual: standard for standard, actual in names.items() if actual is not None}
+    id_column = arrays[names[OBJECT_ID]]
+    n = len(id_column) if id_column.ndim else 0  # a scalar id fails the check below
+    _validate_standard(path, {standard_of.get(name, name): (a.shape, a.dtype) for name, a in arrays.items()}, n,
+                       lambda standard: arrays[names[standard] or standard])
+    if names[HEALPIX] is None:
+        arrays[HEALPIX] = healpix_index(arrays[names[RA]], arrays[names[DEC]])
     for spec in SCHEMAS.values():
         for field_spec in spec.fields:
             array = arrays.get(field_spec.name)
@@ -87,7 +101,7 @@ def write_shard(
                                           found=dtype_code(array.dtype))
                 arrays[field_spec.name] = array.astype(field_spec.write_dtype, copy=False)
     layout = {name: (a.shape, a.dtype) for name, a in arrays.items()}
-    object_ids = arrays[OBJECT_ID]
+    object_ids = id_column
     for schema in SCHEMAS.values():
         if schema.present_in(arrays):
             schema.validate_layout(path, layout, n)
@@ -163,7 +177,7 @@ class Shard:
         handle = self._open()
         try:
             self.columns = self._scan_columns(handle)
-            self._names = {std: self._resolve(std) for std in (OBJECT_ID, RA, DEC, HEALPIX)}
+            self._names = _standard_names(self.columns)
             if self._names[OBJECT_ID] is None:
                 raise DataFormatError(self.path, "missing standard column", field=OBJECT_ID,
                                       expected="object_id (or Gaia source_id)", found="no such column")
@@ -236,12 +250,6 @@ class Shard:
             raise DataFormatError(self.path, "no datasets in file", expected="flat MMU columns",
                                   found="no top-level datasets")
         return columns
-
-    def _resolve(self, standard: str) -> str | None:
-        for candidate in (standard, *_ALIASES.get(standard, ())):
-            if candidate in self.columns:
-                return candidate
-        return None
 
     def _standard_key(self, name: str) -> str:
         for standard, actual in self._names.items():

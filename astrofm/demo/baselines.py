@@ -68,6 +68,7 @@ def subset_views(model: Any, universe: Path, population: str, object_ids: Sequen
     from astrofm.demo.training import flush_denormals
     from astrofm.model import AstroFM
     from astrofm.training import SubsetSource
+    from astrofm.utils.precision import inference_autocast
 
     torch.manual_seed(seed)
     random_model = AstroFM.from_config(model.config.to_dict()).eval()
@@ -82,7 +83,7 @@ def subset_views(model: Any, universe: Path, population: str, object_ids: Sequen
     with tqdm(total=len(subset), desc=f"baselines ({population})", unit="obj", disable=not progress) as bar:
         for batch in StreamingLoader(stream, num_workers=0):
             rows = np.array([wanted[str(oid)] for oid in batch.object_id])
-            with torch.autocast("cpu", dtype=torch.bfloat16):  # as the model's embeddings (step 3)
+            with inference_autocast("cpu"):  # as the model's embeddings (step 3)
                 vectors = random_model.embed(batch)
             for name, mb in batch.modalities.items():
                 present = mb.presence.numpy()

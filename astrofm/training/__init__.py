@@ -2,7 +2,7 @@
 
 from astrofm.training.callbacks import ExportPretrained, StreamResume
 from astrofm.training.data import AstroFMDataModule, DatasetSpec, EpochLoader, SourceSpec
-from astrofm.training.export import export_checkpoint, load_weights
+from astrofm.training.export import export_checkpoint, init_weights, load_weights
 from astrofm.training.finetune import FineTuneModule
 from astrofm.training.module import ModelModule, PretrainModule
 from astrofm.training.optim import OptimizerConfig
@@ -23,5 +23,6 @@ __all__ = [
     "SubsetSource",
     "export_checkpoint",
     "hash_split",
+    "init_weights",
     "load_weights",
 ]

@@ -1,9 +1,9 @@
 """Model weights out of training: Lightning checkpoints to pretrained folders, and weight initialization.
 
 ``export_checkpoint`` turns a training checkpoint into the folder format of
-``astrofm.hub.pretrained`` (``astrofm export``); ``load_weights`` initializes a
-model from a safetensors file, a pretrained folder or a Lightning checkpoint
-(read with ``weights_only=True``).
+``astrofm.hub.pretrained`` (``astrofm export``); ``load_weights`` and ``init_weights``
+initialize a model from a safetensors file, a pretrained folder or a Lightning
+checkpoint (read with ``weights_only=True``), the latter modality by modality.
 """
 
 from __future__ import annotations
@@ -39,6 +39,37 @@ def model_state(path: str | Path) -> dict[str, torch.Tensor]:
 def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> None:
     """Load model weights from ``path`` (see :func:`model_state`) into ``model``; names and shapes must fit."""
     load_state(model, model_state(path), path, strict=strict)
+
+
+def init_weights(model: nn.Module, path: str | Path) -> list[str]:
+    """Initialize ``model`` from the weights at ``path`` (see :func:`model_state`), modality by modality.
+
+    Every weight ``path`` holds must fit the model (name and shape); a modality whose encoder and head are absent
+    from ``path`` altogether keeps its initialization, so that a model can start from another one with fewer
+    modalities. Returns the modalities left at their initialization.
+    """
+    state = model_state(path)
+    own = model.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    if unexpected:
+        raise DataFormatError(path, f"{len(unexpected)} weights are not in the model (another modality or "
+                              "architecture?)", field=unexpected[0], expected=f"names such as {sorted(own)[:3]}")
+    provided = {_modality_of(name) for name in state}
+    absent = sorted(set(own) - set(state))
+    partial = sorted({_modality_of(name) for name in absent} & provided)
+    if not provided or partial:
+        raise DataFormatError(path, "weights do not cover whole modalities of the model",
+                              field=absent[0] if absent else None,
+                              expected=f"every weight of {partial or sorted({_modality_of(n) for n in own})}",
+                              found=f"{len(state)} weights")
+    load_state(model, state, path, strict=False)
+    return sorted({_modality_of(name) for name in absent})
+
+
+def _modality_of(name: str) -> str:
+    """The modality a weight of an ``AstroFM`` belongs to: ``encoders.<modality>.…`` or ``heads.<modality>.…``."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] in ("encoders", "heads") else name
 
 
 def check_checkpoint_file(path: Path) -> None:

@@ -24,7 +24,7 @@ from astrofm.errors import ConfigError
 from astrofm.model import AstroFM, AstroFMConfig, model_from_config
 from astrofm.objectives import ObjectiveOutput, create_objective
 from astrofm.objectives.distributed import local_only
-from astrofm.training.export import load_weights
+from astrofm.training.export import init_weights
 from astrofm.training.optim import OptimizerConfig, configure_optimizers, param_groups
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,9 @@ class ModelModule(L.LightningModule):
         # an AstroFM, or an autoregressive ARModel for a config with ``model_type: ar``
         self.model = AstroFM(astrofm) if isinstance(astrofm, AstroFMConfig) else model_from_config(astrofm)
         if init_from:
-            load_weights(self.model, init_from)
+            untouched = init_weights(self.model, init_from)
+            log.info("initialized from %s; %s", init_from,
+                     f"left at their initialization: {', '.join(untouched)}" if untouched else "every weight")
         self.optim = optimizer if isinstance(optimizer, OptimizerConfig) else OptimizerConfig(**(optimizer or {}))
         self.compile_model = compile
         self._rng_state: Tensor | None = None
@@ -143,7 +145,8 @@ class PretrainModule(ModelModule):
     compile:
         ``torch.compile`` the encoders' transformer trunks (dynamic shapes).
     init_from:
-        Initial model weights: a ``.safetensors`` state dict or a Lightning checkpoint.
+        Initial model weights: a ``.safetensors`` state dict, a model folder or a Lightning checkpoint. A
+        modality it lacks altogether keeps its initialization (a model can start from one with fewer modalities).
     """
 
     def __init__(self, astrofm: dict[str, Any], objective: dict[str, Any] | None = None,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used, so the CLI can read INFERENCE_PRECISIONS cheaply
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ BF16_PRECISIONS = frozenset({"bf16-mixed", "bf16-true", "bf16"})
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:
     """Whether ``device`` has bf16 arithmetic units (CUDA: ``is_bf16_supported``; CPU: AVX512-BF16 or AMX)."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -31,10 +34,20 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
     return False
 
 
-def inference_autocast(device: torch.device | str = "cpu") -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on ``device`` if it computes bf16 natively, else a no-op (float32)."""
+#: Inference precisions: bf16 where native (``auto``), always float32 (``32``), always bf16 autocast (``bf16``).
+INFERENCE_PRECISIONS = ("auto", "32", "bf16")
+
+
+def inference_autocast(device: torch.device | str = "cpu", precision: str = "auto"
+                       ) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` if it computes bf16 natively (``auto``) or if asked to (``bf16``), else a
+    no-op (float32)."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}, not {precision!r}")
+    import torch
+
     device = torch.device(device)
-    if native_bf16(device):
+    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -48,6 +61,8 @@ def fit_precision(precision: str, accelerator: Any = "auto") -> str:
     """
     if str(precision) not in BF16_PRECISIONS or accelerator not in ("auto", "cpu"):
         return precision
+    import torch
+
     if (accelerator == "auto" and torch.cuda.is_available()) or native_bf16("cpu"):
         return precision
     log.warning("trainer.precision %s on a CPU without native bf16 (AVX512-BF16 or AMX) is emulated and runs "

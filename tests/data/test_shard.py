@@ -101,6 +101,30 @@ def test_legacy_survey_shared_mask_and_gaia_source_id_read(tmp_path):
     assert sample["object_id"] == samples[0]["object_id"]
 
 
+def test_write_shard_takes_gaia_source_id_and_upper_case_coordinates(tmp_path):
+    """MMU's own spellings (Gaia's source_id, RA/DEC) are written as given, validated like the standard names."""
+    samples = make_samples(5, seed=7, modalities=("image",))
+    cols = columns_of(samples, ("image",))
+    cols["source_id"] = 123456789 * 2**35 + np.arange(5, dtype=np.int64)  # level-12 HEALPix x 2^35 + n
+    del cols["object_id"]
+    cols["RA"], cols["DEC"] = cols.pop("ra"), cols.pop("dec")
+    path = write_shard(tmp_path / "gaia.hdf5", cols)
+    with h5py.File(path) as f:
+        assert {"source_id", "RA", "DEC", "healpix"} <= set(f) and "object_id" not in f
+    shard = MMUDataset(path)
+    assert [s["object_id"] for s in shard] == [str(i) for i in cols["source_id"]]
+    np.testing.assert_allclose([s["ra"] for s in shard], cols["RA"])
+
+    cols["source_id"][3] = cols["source_id"][0]
+    with pytest.raises(DataFormatError, match="unique") as info:
+        write_shard(tmp_path / "dup.hdf5", cols)
+    assert info.value.field == "object_id" and info.value.object_id == str(cols["source_id"][0])
+    del cols["source_id"]
+    with pytest.raises(DataFormatError, match="object_id or source_id"):
+        write_shard(tmp_path / "none.hdf5", cols)
+    assert not (tmp_path / "dup.hdf5").exists() and not (tmp_path / "none.hdf5").exists()
+
+
 @pytest.mark.parametrize(
     ("mutate", "field", "words"),
     [

@@ -71,3 +71,26 @@ def test_bad_inputs_exit_with_clear_errors(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "m").exists()
     assert main(["download", "no-such-model-name"]) != 0
     assert "no-such-model-name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_embed_precision_auto_is_bf16_only_where_native_and_can_be_forced(
+        tiny_model, galaxy_folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """--precision auto: bf16 autocast on a CPU with AVX512-BF16/AMX, float32 on one without; 32 and bf16 force."""
+    from tests.training.test_precision import cpu_with_bf16
+
+    cpu_with_bf16(monkeypatch, native)
+    tiny_model.save_pretrained(tmp_path / "model")
+    root, _ = galaxy_folder
+    vectors = {}
+    for precision in ("auto", "32", "bf16"):
+        store = tmp_path / f"store-{precision}"
+        assert main(["embed", "--model", str(tmp_path / "model"), "--data", str(root / "ls"), "--out", str(store),
+                     "--precision", precision]) == 0
+        with EmbeddingStore.open(store) as opened:
+            order = np.argsort(opened.object_ids("image"))
+            vectors[precision] = np.asarray(opened.vectors("image"))[order]
+    assert vectors["32"].dtype == np.float32 and vectors["bf16"].dtype == np.float32
+    assert not np.array_equal(vectors["bf16"], vectors["32"])  # bf16 rounding is visible ...
+    np.testing.assert_allclose(vectors["bf16"], vectors["32"], atol=0.05)  # ... and small
+    np.testing.assert_array_equal(vectors["auto"], vectors["bf16" if native else "32"])

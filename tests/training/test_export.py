@@ -99,3 +99,33 @@ def test_exporting_a_missing_or_truncated_checkpoint_names_the_file(tmp_path: Pa
     with pytest.raises(DataFormatError, match=r"cut\.ckpt: not a PyTorch checkpoint"):
         export_checkpoint(tmp_path / "cut.ckpt", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_init_from_a_model_with_fewer_modalities_keeps_the_others_at_their_init(tmp_path: Path) -> None:
+    """A four-modality model started from an image + spectrum one (the zoo's astrofm-sim-small recipe)."""
+    from safetensors.torch import save_file
+
+    from astrofm.training import PretrainModule
+    from astrofm.training.export import init_weights
+
+    galaxies = tiny_model(("image", "spectrum"), seed=1)
+    galaxies.save_pretrained(tmp_path / "galaxies")
+    torch.manual_seed(2)
+    fresh = AstroFM.from_config(tiny_config()).state_dict()
+    torch.manual_seed(2)
+    module = PretrainModule(tiny_config(), init_from=str(tmp_path / "galaxies"))
+    for name, value in module.model.state_dict().items():
+        source = galaxies.state_dict() if name.split(".")[1] in ("image", "spectrum") else fresh
+        torch.testing.assert_close(value, source[name], rtol=0, atol=0, msg=name)
+    assert module.model.state_dict().keys() == fresh.keys()
+
+    model = AstroFM.from_config(tiny_config(("image", "spectrum")))
+    assert init_weights(model, tmp_path / "galaxies") == []
+    with pytest.raises(DataFormatError, match="not in the model") as info:  # a modality the model lacks
+        init_weights(AstroFM.from_config(tiny_config(("image",))), tmp_path / "galaxies")
+    assert info.value.file == str(tmp_path / "galaxies") and info.value.field.startswith("encoders.spectrum.")
+    partial = {k: v for k, v in galaxies.state_dict().items() if not k.startswith("heads.spectrum.")}
+    save_file(partial, tmp_path / "partial.safetensors")
+    with pytest.raises(DataFormatError, match="whole modalities") as info:  # spectrum encoder without its head
+        init_weights(model, tmp_path / "partial.safetensors")
+    assert info.value.field.startswith("heads.spectrum.")

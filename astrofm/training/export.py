@@ -56,20 +56,23 @@ def init_weights(model: nn.Module, path: str | Path) -> list[str]:
                               "architecture?)", field=unexpected[0], expected=f"names such as {sorted(own)[:3]}")
     provided = {_modality_of(name) for name in state}
     absent = sorted(set(own) - set(state))
-    partial = sorted({_modality_of(name) for name in absent} & provided)
-    if not provided or partial:
+    # a missing weight outside the per-modality encoders and heads (None), or within a modality that the source
+    # does hold, means another architecture; only whole modalities may be missing
+    mismatched = [name for name in absent if _modality_of(name) in provided | {None}]
+    if not state or mismatched:
         raise DataFormatError(path, "weights do not cover whole modalities of the model",
-                              field=absent[0] if absent else None,
-                              expected=f"every weight of {partial or sorted({_modality_of(n) for n in own})}",
+                              field=mismatched[0] if mismatched else None,
+                              expected="every weight of each modality it holds, and every shared weight",
                               found=f"{len(state)} weights")
     load_state(model, state, path, strict=False)
-    return sorted({_modality_of(name) for name in absent})
+    return sorted({str(_modality_of(name)) for name in absent})
 
 
-def _modality_of(name: str) -> str:
-    """The modality a weight of an ``AstroFM`` belongs to: ``encoders.<modality>.…`` or ``heads.<modality>.…``."""
+def _modality_of(name: str) -> str | None:
+    """The modality a weight of an ``AstroFM`` belongs to (``encoders.<modality>.…`` or ``heads.<modality>.…``);
+    None for any other weight."""
     parts = name.split(".")
-    return parts[1] if len(parts) > 2 and parts[0] in ("encoders", "heads") else name
+    return parts[1] if len(parts) > 2 and parts[0] in ("encoders", "heads") else None
 
 
 def check_checkpoint_file(path: Path) -> None:

@@ -26,6 +26,7 @@ from astrofm.data.sources import BlockSource
 from astrofm.data.streaming import StreamingDataset, StreamingLoader
 from astrofm.errors import ConfigError
 from astrofm.utils.atomic import atomic_write_text
+from astrofm.utils.precision import compute_dtype
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ def embed_to_store(
     Returns the store path. The model runs in eval mode; vectors are written
     for each object and modality it has (absent modalities, and a modality without any real token, e.g. a
     spectrum whose pixels are all bad, are skipped). A run that asks for other modalities, or reads another
-    source, than the store's last run makes a new pass, which adds only the ids the store lacks.
+    source, than the store's last run makes a new pass, which adds only the ids the store lacks. The dtype the
+    model computes in (its weights', or autocast's) is recorded in the store; resuming a store with another one
+    is an error, so that one store never mixes float32 and bf16 vectors.
     """
     from astrofm.downstream.store import EmbeddingStore
 
@@ -87,8 +90,17 @@ def embed_to_store(
                               transform=model.transform, augment=False, seed=0)
     loader = StreamingLoader(stream, num_workers=num_workers)
     total = len(stream) if all(r.length is not None for r in stream._refs) else None
+    weights = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    precision = "unknown" if weights is None else str(compute_dtype(weights.device, weights.dtype)).removeprefix(
+        "torch.")
     store = EmbeddingStore.create(store_path, model=model_name, model_version=model_version, exist_ok=True,
-                                  metadata={"source": getattr(source, "name", str(source))})
+                                  metadata={"source": getattr(source, "name", str(source)), "precision": precision})
+    stored_precision = store.metadata.get("precision", precision)
+    if stored_precision != precision:
+        store.close()
+        raise ConfigError(f"{store_path}: the store holds vectors computed in {stored_precision}, this run computes "
+                          f"in {precision} (the model's dtype or autocast, e.g. astrofm embed --precision); embed "
+                          "into a new store, or with the store's precision")
     state_path = store_path / STATE_FILE
     request = {"modalities": sorted(names), "source": getattr(source, "name", str(source))}
     done = 0

@@ -16,9 +16,12 @@ patches it inside the timed step.
   ``ARModel.embed`` (the same vectors; astrofm runs only the blocks it needs), over ``--embed-batches``
   batches; the peak memory after 1 batch and after all of them shows memory O(batch), not O(N).
 
-Throughput = samples ÷ the fastest timed step (medians kept beside it); each variant runs in a fresh
-process (its own peak memory). ``--device cuda`` times the same on a GPU (bf16 autocast there for both
-"default" variants, as astropt's script does on CUDA). Run: ``python -m benchmarks.ar_speed``.
+Throughput = samples ÷ the fastest timed step (medians kept beside it), best of ``--rounds`` alternating
+rounds (:mod:`benchmarks.rounds`); each variant runs in a fresh process (its own peak memory).
+``--device cuda`` times the same on a GPU (bf16 autocast there for both "default" variants, as astropt's
+script does on CUDA). Where the device has no native bf16 the bf16 variants are left out unless named with
+``--variants`` (emulated bf16 is many times slower than fp32 there, and neither default uses it).
+Run: ``python -m benchmarks.ar_speed``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from astrofm.utils.precision import native_bf16
+from benchmarks.rounds import best_of_rounds
 
 log = logging.getLogger("benchmarks.ar_speed")
 
@@ -50,6 +54,11 @@ BASELINE = {"cpu": "astropt_fp32", "cuda": "astropt_bf16"}
 def default_variant(device: str) -> str:
     """astrofm with its defaults on ``device``: bf16 autocast where bf16 is native, else fp32."""
     return "astrofm_bf16" if native_bf16(device) else "astrofm_fp32"
+
+
+def default_variants(device: str) -> list[str]:
+    """Every variant where ``device`` computes bf16 natively; the fp32 ones elsewhere."""
+    return [v for v in TRAIN_VARIANTS if native_bf16(device) or v.endswith("fp32")]
 
 
 def build(config: dict[str, int], device: str) -> tuple[Any, Any, Any]:
@@ -248,6 +257,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=CONFIG["batch"])
+    parser.add_argument("--variants", nargs="*", choices=TRAIN_VARIANTS,
+                        help="default: all, less the bf16 ones where the device has no native bf16")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every variant (best kept)")
     parser.add_argument("--no-record", action="store_true", help="print the figures, do not record them")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -257,46 +269,54 @@ def main() -> None:
     log.info("same function: largest fp32 loss / embedding difference %.2e", gap)
     if gap > 1e-4:
         raise SystemExit(f"astropt and the converted astrofm model disagree by {gap:.2e}; not the same config")
-    train = {v: measure("train", v, config, args.steps, args.warmup, args.threads, args.device) for v in TRAIN_VARIANTS}
-    embed = {v: measure("embed", v, config, args.embed_batches, args.threads, args.device) for v in TRAIN_VARIANTS}
+    variants = args.variants or default_variants(args.device)
+    train = best_of_rounds(lambda v: measure("train", v, config, args.steps, args.warmup, args.threads, args.device),
+                           variants, args.rounds)
+    embed = best_of_rounds(lambda v: measure("embed", v, config, args.embed_batches, args.threads, args.device),
+                           variants, args.rounds)
     wall = time.perf_counter() - start
     print(json.dumps({"train": train, "embed": embed}, indent=1))
-    if args.no_record:
+    baseline, default = BASELINE[args.device], default_variant(args.device)
+    if args.no_record or not {baseline, default} <= set(variants):
         return
     from benchmarks.results import record
 
-    baseline, default = BASELINE[args.device], default_variant(args.device)
     precision = "bf16 autocast" if default.endswith("bf16") else "fp32 (no native bf16 here)"
 
     def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-        return {"default_vs_astropt_default": results[default]["samples_per_s"] / results[baseline]["samples_per_s"],
-                "fp32_vs_fp32": results["astrofm_fp32"]["samples_per_s"] / results["astropt_fp32"]["samples_per_s"],
-                "bf16_vs_bf16": results["astrofm_bf16"]["samples_per_s"] / results["astropt_bf16"]["samples_per_s"]}
+        """astrofm ÷ astropt: defaults, then each precision both were run in."""
+        pairs = {"default_vs_astropt_default": (default, baseline), "fp32_vs_fp32": ("astrofm_fp32", "astropt_fp32"),
+                 "bf16_vs_bf16": ("astrofm_bf16", "astropt_bf16")}
+        return {k: results[ours]["samples_per_s"] / results[theirs]["samples_per_s"]
+                for k, (ours, theirs) in pairs.items() if ours in results and theirs in results}
+
+    def same_precision(r: dict[str, float]) -> str:
+        return ", ".join(f"{p} {r[f'{p}_vs_{p}']:.2f}x" for p in ("fp32", "bf16") if f"{p}_vs_{p}" in r)
 
     def figures(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-        return {v: {k: round(x, 2) for k, x in r.items() if isinstance(x, float)} for v, r in results.items()}
+        return {v: {k: (round(x, 2) if isinstance(x, float) else [round(y, 2) for y in x]) for k, x in r.items()
+                    if isinstance(x, float) or k.startswith("rounds_")} for v, r in results.items()}
 
     tokens = (config["image_size"] // config["patch"]) ** 2
     shape = (f"{config['depth']} layers, width {config['dim']}, {config['heads']} heads, {config['patch']}-px patches "
              f"of {config['channels']}x{config['image_size']}x{config['image_size']} images ({tokens} tokens), "
              f"batch {config['batch']}, {train[default]['parameters'] / 1e6:.2f}M parameters (astropt "
              f"{train[baseline]['parameters'] / 1e6:.2f}M: +biases), {args.threads} threads, {args.device}")
-    common = {"config": config, "wall_s": round(wall, 1), "same_function_max_diff": gap, "device": args.device,
-              "threads": args.threads}
+    common = {"rounds": args.rounds, "config": config, "wall_s": round(wall, 1), "same_function_max_diff": gap,
+              "device": args.device, "threads": args.threads}
     r = ratios(train)
     record("train.ar_step_vs_astropt", r["default_vs_astropt_default"], target=">= 1.5", unit="ratio",
            baseline=f"astropt 2.0.9 GPT ({baseline}: as its training script runs on {args.device}), same config and "
                     "weights, same run",
            notes=(f"{shape}; astrofm default = {precision}, eager, attention 'auto' (the explicit softmax(QK^T)V "
                   "in bf16 on CPU for <= 240 keys, where it beats the fused SDPA kernels; SDPA in fp32); same "
-                  "precision: fp32 "
-                  f"{r['fp32_vs_fp32']:.2f}x, bf16 {r['bf16_vs_bf16']:.2f}x"),
+                  f"precision: {same_precision(r)}; variants run: {', '.join(variants)}"),
            ratios={k: round(v, 3) for k, v in r.items()}, variants=figures(train), steps=args.steps, **common)
     r = ratios(embed)
     record("embed.ar_vs_astropt", r["default_vs_astropt_default"], target=">= 2", unit="ratio",
            baseline=f"astropt 2.0.9 generate_embeddings ({baseline}), same model and images, same run",
            notes=(f"{shape}; the same vectors (mean after the middle block); astrofm runs only blocks 0..depth//2; "
-                  f"same precision: fp32 {r['fp32_vs_fp32']:.2f}x, bf16 {r['bf16_vs_bf16']:.2f}x; headline = "
+                  f"same precision: {same_precision(r)}; headline = "
                   f"astrofm embed under {precision} (as the science benchmarks run it) vs astropt's CPU default "
                   f"(fp32); peak process memory after 1 batch {embed[default]['peak_mb_after_1_batch']:.0f} MB, "
                   f"after {args.embed_batches} batches {embed[default]['peak_mb']:.0f} MB (O(batch), not O(N))"),

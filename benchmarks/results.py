@@ -20,14 +20,20 @@ from astrofm.utils.atomic import atomic_write_text
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "RESULTS.md"
+#: What a re-measurement on another machine keeps of the figure it replaces.
+PREVIOUS_FIELDS = ("value", "met", "date", "machine", "command", "notes")
 
 
 def machine() -> str:
-    """A short description of this machine (its GPU too, where torch sees one)."""
+    """A short description of this machine: cores, the CPU's vector capability and whether it computes bf16
+    natively (speed figures depend on it), its GPU where torch sees one, and Python."""
     import torch
 
+    from astrofm.utils.precision import native_bf16
+
+    cpu = f"{torch.backends.cpu.get_cpu_capability()}, {'native' if native_bf16('cpu') else 'no native'} bf16"
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{os.cpu_count()} cores {platform.machine()} CPU{gpu}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores {platform.machine()} CPU ({cpu}){gpu}, Python {platform.python_version()}"
 
 
 def command_line() -> str:
@@ -64,7 +70,11 @@ def record(
     notes: str = "",
     **extra: Any,
 ) -> dict[str, Any]:
-    """Write one figure under ``key`` and regenerate RESULTS.md. Returns the entry."""
+    """Write one figure under ``key`` and regenerate RESULTS.md. Returns the entry.
+
+    A figure last recorded with another machine description is kept beside the new one (``previous_machine``: its value,
+    date, machine, command and notes), so that re-measuring elsewhere does not erase it.
+    """
     entry = {
         "value": round(float(value), 6),
         "target": target,
@@ -78,6 +88,12 @@ def record(
         **extra,
     }
     results = load()
+    previous = results.get(key)
+    if previous is not None:
+        if previous.get("machine") != entry["machine"]:
+            entry["previous_machine"] = {k: previous[k] for k in PREVIOUS_FIELDS if k in previous}
+        elif "previous_machine" in previous:
+            entry["previous_machine"] = previous["previous_machine"]
     results[key] = entry
     _save(results)
     return entry
@@ -111,10 +127,21 @@ def write_markdown(results: dict[str, Any] | None = None) -> None:
             f"| `{key}` | {e['value']:.4g} | {e['unit']} | {e['target']} | {met} | {e['baseline']} | "
             f"`{e['command']}` | {e['date']} | {e['machine']} |"
         )
-    notes = [(k, e["notes"]) for k, e in sorted(results.items()) if e.get("notes")]
+    notes = [(k, "; ".join(filter(None, [e.get("notes", ""), _previous_note(e)]))) for k, e in sorted(results.items())
+             if e.get("notes") or "previous_machine" in e]
     if notes:
         lines += ["", "## Notes", ""] + [f"- `{k}`: {n}" for k, n in notes]
     atomic_write_text(RESULTS_MD, "\n".join(lines) + "\n")
+
+
+def _previous_note(entry: dict[str, Any]) -> str:
+    """The RESULTS.md note on the figure an entry keeps from another machine ("" if none)."""
+    before = entry.get("previous_machine")
+    if before is None:
+        return ""
+    met = {True: "met", False: "missed"}.get(before.get("met"), "")
+    return (f"before: {before['value']:.4g}{f' ({met})' if met else ''} on {before['machine']} ({before['date']}),"
+            f" `{before['command']}`.")
 
 
 if __name__ == "__main__":

@@ -97,8 +97,10 @@ class MultiheadAttention(nn.Module):
         (e.g. the earlier steps' followed by these).
         """
         n, length, dim = x.shape
-        qkv = self.qkv(x).reshape(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        k, v = (qkv[1], qkv[2]) if cache is None else cache(qkv[1], qkv[2])
-        out = attend(qkv[0], k, v, mask, dropout=self.dropout if self.training else 0.0, impl=self.impl,
+        # unbind, not indexing: its backward stacks the three gradients instead of zero-filling and adding
+        q, k, v = self.qkv(x).reshape(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        if cache is not None:
+            k, v = cache(k, v)
+        out = attend(q, k, v, mask, dropout=self.dropout if self.training else 0.0, impl=self.impl,
                      causal=causal)
         return self.out(out.transpose(1, 2).reshape(n, length, dim))

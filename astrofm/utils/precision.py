@@ -52,6 +52,17 @@ def inference_autocast(device: torch.device | str = "cpu", precision: str = "aut
     return contextlib.nullcontext()
 
 
+def compute_dtype(device: torch.device | str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype that weights of ``dtype`` on ``device`` compute in here: the autocast dtype where autocast
+    is on for the device type and the weights are float32, else ``dtype``."""
+    import torch
+
+    device_type = torch.device(device).type
+    if dtype == torch.float32 and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return dtype
+
+
 def fit_precision(precision: str, accelerator: Any = "auto") -> str:
     """The Lightning precision to train with: ``precision``, except that a bf16 precision on a CPU
     without native bf16 becomes ``32-true`` (with a warning), since emulated bf16 trains several times slower.

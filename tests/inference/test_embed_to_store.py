@@ -11,6 +11,7 @@ import torch
 from astrofm.data.crossmatch import CrossMatchDataset
 from astrofm.data.dataset import MMUDataset, write_dataset
 from astrofm.downstream.store import EmbeddingStore
+from astrofm.errors import ConfigError
 from astrofm.inference import STATE_FILE, embed_to_store, samples_from_arrays
 from tests.helpers.devices import CUDA
 from tests.helpers.synthetic import make_samples
@@ -136,3 +137,26 @@ def test_a_spectrum_without_a_good_pixel_is_not_stored(tiny_model, tmp_path):
     ids, vectors = stored(out, "spectrum")
     assert len(ids) == 11 and samples[3]["object_id"] not in ids.tolist()
     assert np.isfinite(vectors).all()
+
+
+def test_resuming_a_store_in_another_precision_is_refused_and_leaves_it_intact(tiny_model, galaxy_folder, tmp_path):
+    root, _ = galaxy_folder
+    out = embed_to_store(tiny_model, source(root), tmp_path / "s", modalities=["image"], batch_size=64,
+                         progress=False)
+    with EmbeddingStore.open(out) as store:
+        assert store.metadata["precision"] == "float32"
+    before = stored(out, "image")
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ConfigError) as error:
+        embed_to_store(tiny_model, source(root), out, batch_size=64, progress=False)
+    assert str(out) in str(error.value) and "float32" in str(error.value) and "bfloat16" in str(error.value)
+    with pytest.raises(ConfigError, match="bfloat16"):
+        embed_to_store(copy.deepcopy(tiny_model).to(torch.bfloat16), source(root), out, batch_size=64,
+                       progress=False)
+    with EmbeddingStore.open(out) as store:
+        assert "spectrum" not in store.modalities
+    after = stored(out, "image")
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    embed_to_store(tiny_model, source(root), out, batch_size=64, progress=False)  # same precision: resumes
+    with EmbeddingStore.open(out) as store:
+        assert store.count("spectrum") == 400

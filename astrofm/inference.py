@@ -91,8 +91,8 @@ def embed_to_store(
     loader = StreamingLoader(stream, num_workers=num_workers)
     total = len(stream) if all(r.length is not None for r in stream._refs) else None
     weights = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
-    precision = "unknown" if weights is None else str(compute_dtype(weights.device, weights.dtype)).removeprefix(
-        "torch.")
+    precision = (str(compute_dtype(weights.device, weights.dtype)).removeprefix("torch.") if weights is not None
+                 else "unknown")
     store = EmbeddingStore.create(store_path, model=model_name, model_version=model_version, exist_ok=True,
                                   metadata={"source": getattr(source, "name", str(source)), "precision": precision})
     stored_precision = store.metadata.get("precision", precision)

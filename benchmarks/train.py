@@ -174,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     variants = args.variants or default_variants()
-    if len(variants) < len(VARIANTS) and not args.variants:
+    if not args.variants and not native_bf16("cpu"):
         log.info("no native bf16 on this CPU: bf16 variants left out (name them with --variants to run them)")
     start = time.perf_counter()
     results = best_of_rounds(lambda n: measure(n, args.batch_size, args.steps, args.warmup, args.threads), variants,

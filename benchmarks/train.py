@@ -6,7 +6,10 @@ embedding). One train step = contrastive loss forward + backward + AdamW step on
 (transforms applied beforehand, so only the model is timed). Throughput is batch size ÷ the fastest of the
 timed steps (robust to other processes on a shared machine; medians are kept beside it), and the best of
 ``--rounds`` alternating rounds (:mod:`benchmarks.rounds`: the machine's speed drifts between variants). Each
-variant runs in a fresh process, which gives its own peak memory (max RSS) and compile caches. Denormals are flushed
+variant runs in a fresh process, which gives its own peak memory (max RSS) and an empty compile cache (a
+fresh ``TORCHINDUCTOR_CACHE_DIR``), so that a compiled variant's warm-up steps pay a first run's whole
+compile. From those, the notes give what ``torch.compile`` costs once and after how many steps it has paid
+that back. Denormals are flushed
 in every variant (``torch.set_flush_denormal``, as ``astrofm fit`` does on CPU): without it, tiny Adam
 states make CPU steps several times slower for every variant alike.
 
@@ -30,7 +33,9 @@ import argparse
 import json
 import logging
 import multiprocessing as mp
+import os
 import resource
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -145,7 +150,17 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int, threads: in
 
 
 def _child(queue: Any, *args: Any) -> None:
-    queue.put(run_variant(*args))
+    with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # read by inductor when it first compiles
+        queue.put(run_variant(*args))
+
+
+def compile_payback(eager: dict[str, Any], compiled: dict[str, Any], warmup: int) -> tuple[float, float | None]:
+    """(seconds ``torch.compile`` adds to the ``warmup`` first steps, steps after which the faster compiled
+    steps have paid them back; None if compiled steps are not faster)."""
+    cost = compiled["warmup_s"] - eager["warmup_s"] - warmup * (compiled["step_s"] - eager["step_s"])
+    saving = eager["step_s"] - compiled["step_s"]
+    return cost, cost / saving if saving > 0 else None
 
 
 def measure(name: str, batch_size: int, steps: int, warmup: int, threads: int) -> dict[str, Any]:
@@ -182,6 +197,12 @@ def main() -> None:
     wall = time.perf_counter() - start
     print(json.dumps(results, indent=1))
     default = default_variant()
+    payback = ""
+    if {default, f"{default}_compile"} <= set(results):
+        cost, steps = compile_payback(results[default], results[f"{default}_compile"], args.warmup)
+        payback = (f"; torch.compile costs {cost:.0f} s once (cold cache) and pays it back after "
+                   + (f"{steps:.0f} steps of batch {args.batch_size}" if steps is not None else "no number of steps"))
+        log.info(payback[2:])
     if args.no_record or "reference" not in results or default not in results:
         return
     from benchmarks.results import record
@@ -190,7 +211,8 @@ def main() -> None:
     ratios = {n: round(r["samples_per_s"] / ref, 3) for n, r in results.items()}
     figures = {n: {"samples_per_s": round(r["samples_per_s"], 2),
                    "rounds_samples_per_s": [round(x, 2) for x in r["rounds_samples_per_s"]],
-                   "peak_rss_mb": round(r["peak_rss_mb"]), "ratio_vs_reference": ratios[n]} for n, r in results.items()}
+                   "peak_rss_mb": round(r["peak_rss_mb"]), "warmup_s": round(r["warmup_s"], 1),
+                   "ratio_vs_reference": ratios[n]} for n, r in results.items()}
     params = results["reference"]["parameters"]
     precision = "bf16 autocast" if default == "sdpa_bf16" else "fp32 (this CPU has no native bf16)"
     left_out = [n for n in VARIANTS if n not in results]
@@ -199,7 +221,7 @@ def main() -> None:
            notes=(f"galaxy-clip default (eager, SDPA, {precision}) vs plain eager fp32; {params / 1e6:.1f}M "
                   f"params, batch {args.batch_size}, {args.threads} threads, image 64 tokens + spectrum 390 tokens; "
                   "ratios: " + ", ".join(f"{n} {v}" for n, v in ratios.items())
-                  + (f"; not run: {', '.join(left_out)}" if left_out else "")),
+                  + (f"; not run: {', '.join(left_out)}" if left_out else "") + payback),
            variants=figures, wall_s=round(wall, 1), batch_size=args.batch_size, steps=args.steps, rounds=args.rounds)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from astrofm.errors import ConfigError
 from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective
+from astrofm.objectives.distributed import weighted_terms
 
 if TYPE_CHECKING:
     from astrofm.ar import ARModel
@@ -32,12 +32,6 @@ def regression_loss(predicted: Tensor, target: Tensor, kind: str, delta: float =
     if kind == "mse":
         return F.mse_loss(predicted.float(), target.float(), reduction="none")
     raise ConfigError(f"regression loss must be one of {REGRESSION_LOSSES}, not {kind!r}")
-
-
-def weighted_mean(values: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
-    """(sum(values * weight) / sum(weight), sum(weight)); 0 when nothing has weight."""
-    total = weight.sum()
-    return (values * weight).sum() / total.clamp_min(1e-12), total
 
 
 @register_objective("autoregressive")
@@ -77,18 +71,16 @@ class AutoregressiveObjective(Objective):
 
     def forward(self, model: ARModel, batch: Batch) -> ObjectiveOutput:  # type: ignore[override]
         predictions = model(batch)
-        losses, weights, metrics = [], [], {}
+        sums, counts, metrics = {}, {}, {}
         for name, p in predictions.items():
             elementwise = regression_loss(p.predicted, p.target, self.loss, self.delta)
             weight = p.valid[..., None].float().expand_as(elementwise)
             if p.weight is not None:
                 weight = weight * p.weight.float()
-            value, count = weighted_mean(elementwise, weight)
-            w = self.weights.get(name, 1.0) * (count > 0).float()
-            losses.append(value * w)
-            weights.append(w)
-            metrics[f"loss/{name}"] = value.detach()
+            sums[name], counts[name] = (elementwise * weight).sum(), weight.sum()
             metrics[f"tokens/{name}"] = p.valid.sum().detach().float()
-        loss = torch.stack(losses).sum() / torch.stack(weights).sum().clamp_min(1e-12)
+        loss, means = weighted_terms(model.modalities, sums, counts, self.weights,
+                                      next(model.parameters()).device)
+        metrics.update({f"loss/{name}": mean.detach() for name, mean in means.items()})
         names = [f"{kind}/{name}" for name in model.modalities for kind in ("loss", "tokens")]
         return ObjectiveOutput(loss, metrics).with_placeholders(names)

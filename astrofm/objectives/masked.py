@@ -41,8 +41,9 @@ from astrofm.modalities import (
 from astrofm.modalities.image import image_pixels
 from astrofm.modalities.spectrum import spectrum_pixels, window_tokens
 from astrofm.modalities.tabular import tabular_values
-from astrofm.objectives.autoregressive import REGRESSION_LOSSES, regression_loss, weighted_mean
+from astrofm.objectives.autoregressive import REGRESSION_LOSSES, regression_loss
 from astrofm.objectives.base import Objective, ObjectiveOutput, expand_cells, register_objective, zero_loss
+from astrofm.objectives.distributed import weighted_terms
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
@@ -213,7 +214,7 @@ class MaskedObjective(Objective):
         return cls(heads, **options)
 
     def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
-        losses, weights, metrics = [], [], {}
+        sums, counts = {}, {}
         for name in self.modalities:
             if name not in batch.modalities:
                 continue
@@ -229,16 +230,12 @@ class MaskedObjective(Objective):
             weight = hidden[..., None].float().expand_as(elementwise)
             if targets.weight is not None:
                 weight = weight * targets.weight
-            value, count = weighted_mean(elementwise, weight)
-            w = self.weights.get(name, 1.0) * (count > 0).float()
-            losses.append(value * w)
-            weights.append(w)
-            metrics[f"loss/{name}"] = value.detach()
-        names = [f"loss/{name}" for name in self.modalities]
-        if not losses:  # none of the modalities in this batch: a zero that still reaches every head
-            return ObjectiveOutput(zero_loss(self.heads)).with_placeholders(names)
-        loss = torch.stack(losses).sum() / torch.stack(weights).sum().clamp_min(1e-12)
-        return ObjectiveOutput(loss, metrics).with_placeholders(names)
+            sums[name], counts[name] = (elementwise * weight).sum(), weight.sum()
+        loss, means = weighted_terms(self.modalities, sums, counts, self.weights, next(self.parameters()).device)
+        if not sums:  # none of the modalities in this batch: a zero that still reaches every head
+            loss = loss + zero_loss(self.heads)
+        metrics = {f"loss/{name}": mean.detach() for name, mean in means.items()}
+        return ObjectiveOutput(loss, metrics).with_placeholders(f"loss/{name}" for name in self.modalities)
 
 
 def _supported(encoder: ModalityEncoder) -> bool:

@@ -34,8 +34,9 @@ from astrofm.modalities import FeatureTokenizerEncoder, ModalityEncoder, Spectru
 from astrofm.modalities.image import image_pixels
 from astrofm.modalities.spectrum import spectrum_pixels
 from astrofm.modalities.tabular import tabular_values
-from astrofm.objectives.autoregressive import REGRESSION_LOSSES, regression_loss, weighted_mean
+from astrofm.objectives.autoregressive import REGRESSION_LOSSES, regression_loss
 from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective, zero_loss
+from astrofm.objectives.distributed import weighted_terms
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
@@ -157,7 +158,7 @@ class EmbeddingPredictionObjective(Objective):
         embedded = embedded if embedded is not None else model(batch, sources)
         summaries = {target: (batch.modalities[target].presence, self.summaries[target](batch.modalities[target]))
                      for target in self.summaries if target in batch.modalities}
-        losses, counted, metrics = [], [], {}
+        sums, counts, metrics = {}, {}, {}
         for source, target in self.pairs:
             if source not in embedded or target not in summaries:
                 continue
@@ -167,17 +168,17 @@ class EmbeddingPredictionObjective(Objective):
             z = embedded[source].z[both[source_rows]]
             predicted = self.decoders[_pair_key(source, target)](z)
             values, weight = values[both[target_present]], weight[both[target_present]]
-            value, count = weighted_mean(regression_loss(predicted, values, self.loss, self.delta), weight)
-            losses.append(value * (count > 0).float())
-            counted.append((count > 0).float())
             name = f"{source}->{target}"
-            metrics[f"loss/{name}"] = value.detach()
+            elementwise = regression_loss(predicted, values, self.loss, self.delta)
+            sums[name], counts[name] = (elementwise * weight).sum(), weight.sum()
             metrics[f"r2/{name}"] = _explained(predicted.detach().float(), values, weight)
-        names = [f"{kind}/{source}->{target}" for source, target in self.pairs for kind in ("loss", "r2")]
-        if not losses:  # no pair in this batch: a zero that still reaches every decoder
-            return ObjectiveOutput(zero_loss(self.decoders)).with_placeholders(names)
-        loss = torch.stack(losses).sum() / torch.stack(counted).sum().clamp_min(1)
-        return ObjectiveOutput(loss, metrics).with_placeholders(names)
+        pairs = [f"{source}->{target}" for source, target in self.pairs]
+        loss, means = weighted_terms(pairs, sums, counts, {}, next(self.parameters()).device)
+        if not sums:  # no pair in this batch: a zero that still reaches every decoder
+            loss = loss + zero_loss(self.decoders)
+        metrics.update({f"loss/{name}": mean.detach() for name, mean in means.items()})
+        return ObjectiveOutput(loss, metrics).with_placeholders(f"{kind}/{name}" for name in pairs
+                                                                 for kind in ("loss", "r2"))
 
 
 def _explained(predicted: Tensor, values: Tensor, weight: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from astrofm.data.batch import ModalityBatch
 from astrofm.errors import ConfigError
 from astrofm.objectives.base import Objective, ObjectiveOutput, register_objective, zero_loss
+from astrofm.objectives.distributed import weighted_terms
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
@@ -75,19 +76,23 @@ class WavelengthShiftObjective(Objective):
 
     def forward(self, model: AstroFM, batch: Batch) -> ObjectiveOutput:
         spectra = batch.modalities.get(self.modality)
-        if spectra is None or len(spectra) == 0:
-            loss = zero_loss(self) + zero_loss(model.encoders[self.modality]) + zero_loss(model.heads[self.modality])
-            return ObjectiveOutput(loss, {"r2": loss.detach()}, frozenset({"r2"}))
-        spectra = first_rows(spectra, self.rows)
-        log_shift = (torch.rand(len(spectra), device=spectra.presence.device) * 2 - 1) * self.max_log_shift
-        observed, shifted = shifted_views(spectra, log_shift)
-        first, second = (model.embed_modality(self.modality, view) for view in (observed, shifted))
-        direction = (self.direction / self.direction.norm()).float()
-        valid = (first.presence & second.presence)[spectra.presence].float()
-        target = self.scale * log_shift.float()
-        variance = self.scale**2 * self.max_log_shift**2 / 3  # of a uniform target
-        error = (second.z.float() @ direction - first.z.float() @ direction - target) ** 2 / variance
-        loss = (error * valid).sum() / valid.sum().clamp_min(1)
+        sums, counts = {}, {}
+        if spectra is not None and len(spectra) > 0:
+            spectra = first_rows(spectra, self.rows)
+            log_shift = (torch.rand(len(spectra), device=spectra.presence.device) * 2 - 1) * self.max_log_shift
+            observed, shifted = shifted_views(spectra, log_shift)
+            first, second = (model.embed_modality(self.modality, view) for view in (observed, shifted))
+            direction = (self.direction / self.direction.norm()).float()
+            valid = (first.presence & second.presence)[spectra.presence].float()
+            target = self.scale * log_shift.float()
+            variance = self.scale**2 * self.max_log_shift**2 / 3  # of a uniform target
+            error = (second.z.float() @ direction - first.z.float() @ direction - target) ** 2 / variance
+            sums[self.modality], counts[self.modality] = (error * valid).sum(), valid.sum()
+        loss, _ = weighted_terms([self.modality], sums, counts, {}, self.direction.device)
+        if not sums:  # no spectrum in this batch: a zero that still reaches the spectrum encoder and head
+            loss = loss + zero_loss(self) + zero_loss(model.encoders[self.modality]) + zero_loss(
+                model.heads[self.modality])
+            return ObjectiveOutput(loss).with_placeholders(["r2"])
         return ObjectiveOutput(loss, {"r2": 1 - loss.detach()})
 
 

@@ -1,7 +1,7 @@
 """A 2-process CPU DDP run (gloo) gives the loss and gradients of one process on the combined batch.
 
-Contrastive: negatives gathered from every rank. Prediction: a mean over every rank's objects, where the
-ranks hold unequal numbers of them (a per-rank mean averaged by DDP would weigh them unequally).
+Contrastive: negatives gathered from every rank. Prediction and autoregressive: means over every rank's objects
+or tokens, which the ranks hold in unequal numbers (a per-rank mean averaged by DDP would weigh them unequally).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torch import nn
 from astrofm.data.batch import collate
 from astrofm.objectives import create_objective
 from astrofm.objectives.distributed import local_only
+from tests.ar.factories import tiny_ar_model
 from tests.modalities.factories import raw_samples, tiny_model
 
 MODALITIES = ("image", "spectrum", "lightcurve")
@@ -37,19 +38,20 @@ def _samples() -> list[dict]:
     return samples
 
 
-#: Objectives (name, options) that must give the same loss and gradients; a light-curve pair is absent on rank 1.
+#: Objectives (model factory, name, options) that must give the same loss and gradients; rank 1 has no light curve.
 OBJECTIVES = {
-    "contrastive": ("contrastive", {}),
-    "predict": ("predict", {"pairs": [["image", "spectrum"], ["lightcurve", "spectrum"], ["spectrum", "spectrum"]],
-                            "hidden": 16, "bins": 8}),
+    "contrastive": (tiny_model, "contrastive", {}),
+    "predict": (tiny_model, "predict", {"pairs": [["image", "spectrum"], ["lightcurve", "spectrum"],
+                                                  ["spectrum", "spectrum"]], "hidden": 16, "bins": 8}),
+    "autoregressive": (tiny_ar_model, "autoregressive", {"weights": {"lightcurve": 2.0}}),
 }
 
 
 class _Step(nn.Module):
     def __init__(self, objective: str) -> None:
         super().__init__()
-        self.model = tiny_model(MODALITIES)
-        name, options = OBJECTIVES[objective]
+        factory, name, options = OBJECTIVES[objective]
+        self.model = factory(MODALITIES)
         self.objective = create_objective(name, self.model, **options)
 
     def forward(self, batch):  # type: ignore[no-untyped-def]

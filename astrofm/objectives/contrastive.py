@@ -3,8 +3,9 @@
 For each pair (a, b), only objects that have both a and b take part, as rows
 and as candidates (per object, not per batch). Negatives are gathered from
 every DDP rank (one collective per step) and gradients flow back to each
-rank's own rows; the loss is normalized by the global number of valid pairs,
-so a 2-process run gives the loss and gradients of one process on the
+rank's own rows; the loss is normalized by the global number of valid pairs
+(:func:`~astrofm.objectives.distributed.weighted_terms`), so a 2-process run
+gives every rank the loss, and the gradients, of one process on the
 combined batch. The step has no data-dependent Python branches (no host
 syncs besides the rank row counts under DDP).
 
@@ -38,7 +39,7 @@ from astrofm.data.batch import ModalityBatch
 from astrofm.errors import ConfigError
 from astrofm.model import Embedded
 from astrofm.objectives.base import Objective, ObjectiveOutput, expand_cells, register_objective
-from astrofm.objectives.distributed import gather, gather_with_grad, rank_sizes, world
+from astrofm.objectives.distributed import gather, gather_with_grad, rank_sizes, weighted_terms, world
 
 if TYPE_CHECKING:
     from astrofm.data.batch import Batch
@@ -175,28 +176,27 @@ class ContrastiveObjective(Objective):
         z = torch.stack(z_local, dim=1)  # (B, M, D)
         present = torch.stack(present_local, dim=1)  # (B, M)
         sizes = rank_sizes(n, device)
-        rank, n_ranks = world()
+        rank, _ = world()
         z_all = gather_with_grad(z, sizes)  # (N, M, D)
         present_all = gather(present.to(torch.uint8), sizes).bool()
         targets = torch.arange(n, device=device) + sum(sizes[:rank])
-        losses, counted, metrics = [], [], {}
-        for pair, weight in zip(self.pairs, self.weights):
+        sums, counts, metrics = {}, {}, {}
+        for pair in self.pairs:
             a, b = (names.index(m) for m in pair)
             valid = present[:, a] & present[:, b]
             valid_all = present_all[:, a] & present_all[:, b]
-            count = valid_all.sum()
             if self.loss == "clip":
                 total, accuracy = self._clip(pair, z[:, a], z[:, b], z_all[:, a], z_all[:, b], valid, valid_all,
                                              targets)
             else:
                 total, accuracy = self._siglip(pair, z[:, a], z_all[:, b], valid, valid_all, targets)
-            losses.append(weight * total * n_ranks / count.clamp_min(1))
-            counted.append(weight * (count > 0).float())
             name = f"{pair[0]}-{pair[1]}"
+            sums[name], counts[name] = total, valid.sum()
             metrics[f"acc/{name}"] = accuracy.detach()
             metrics[f"logit_scale/{name}"] = self.logit_scale(pair).detach()
-            metrics[f"pairs/{name}"] = count.detach().float()
-        loss = torch.stack(losses).sum() / torch.stack(counted).sum().clamp_min(1)
+            metrics[f"pairs/{name}"] = valid_all.sum().detach().float()
+        pair_names = [f"{a}-{b}" for a, b in self.pairs]
+        loss, _ = weighted_terms(pair_names, sums, counts, dict(zip(pair_names, self.weights)), device)
         return ObjectiveOutput(loss, metrics)
 
     def _clip(self, pair: tuple[str, str], za: Tensor, zb: Tensor, za_all: Tensor, zb_all: Tensor, valid: Tensor,

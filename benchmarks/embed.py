@@ -2,7 +2,9 @@
 
 - ``embed.rss_growth_mb_100k``: peak RSS after warm-up (the first 10% of objects) minus the peak during it, while
   ``astrofm.inference.embed_to_store`` embeds every object of a 100k-object simulated survey, measured
-  in a fresh process (RSS sampled every 0.1 s by a thread); objects/s of the same run in the notes.
+  in a fresh process (RSS sampled every 0.1 s by a thread); objects/s of the same run in the notes. Beside the
+  peak, the notes give the trend of the median owned memory (``RSSTracker.owned_trend_mb``), which tells a leak
+  from a long batch late in the run.
 
 The data: ``astrofm.sim.simulate(ROOT, "small", seed=3, n_galaxies=0, n_stars=100_000, lamost_fraction=0)``
 (ASAS-SN-like light curves), simulated once and reused.
@@ -60,7 +62,7 @@ def _embed_rss(data: str, model_source: str, store: str, batch_size: int) -> dic
     watcher.join()
     rss.sample()
     growth, total = rss.growth_mb()
-    return {"growth_mb": growth, "total_mb": total, "owned_mb": rss.owned_growth_mb(),
+    return {"growth_mb": growth, "total_mb": total, "owned_mb": rss.owned_growth_mb(), "trend_mb": rss.owned_trend_mb(),
             "mapped_mb": rss.mapped_file_mb(), "objects": len(source), "seconds": seconds}
 
 
@@ -87,10 +89,12 @@ def main() -> None:
            notes=f"{out['objects']} simulated ASAS-SN-like light curves, light-curve encoder of {args.model}, "
                  f"batch {args.batch_size}, 0 workers, 2 threads: {rate:.0f} objects/s; growth from process "
                  f"start incl. model and first batches: {out['total_mb']:.0f} MB; owned memory (RSS less mapped "
-                 f"file pages) growth after warm-up {out['owned_mb']:.0f} MB, file pages mapped at peak "
-                 f"{out['mapped_mb']:.0f} MB",
+                 f"file pages) growth after warm-up {out['owned_mb']:.0f} MB, its median in the last quarter of "
+                 f"the run less that in the first {out['trend_mb']:.0f} MB (peaks of long batches aside), file "
+                 f"pages mapped at peak {out['mapped_mb']:.0f} MB",
            objects_per_s=round(rate, 1), rss_growth_from_start_mb=round(out["total_mb"], 1),
-           owned_growth_mb=round(out["owned_mb"], 1), mapped_file_mb=round(out["mapped_mb"], 1))
+           owned_growth_mb=round(out["owned_mb"], 1), owned_median_trend_mb=round(out["trend_mb"], 1),
+           mapped_file_mb=round(out["mapped_mb"], 1))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 MB = 2**20
@@ -44,6 +45,7 @@ class RSSTracker:
         self.owned_start = self.owned_peak = self.owned_warm_peak = rss - mapped
         self.mapped_start = self.mapped_peak = mapped
         self.warmed_up = False
+        self.owned_after_warmup: list[int] = []
 
     def _now(self) -> tuple[int, int]:
         return self.process.memory_info().rss, file_backed_rss(self.process.pid)
@@ -54,6 +56,8 @@ class RSSTracker:
         if not self.warmed_up:
             self.warm_peak = max(self.warm_peak, rss)
             self.owned_warm_peak = max(self.owned_warm_peak, rss - mapped)
+        else:
+            self.owned_after_warmup.append(rss - mapped)
         self.peak = max(self.peak, rss)
         self.owned_peak = max(self.owned_peak, rss - mapped)
         self.mapped_peak = max(self.mapped_peak, mapped)
@@ -67,6 +71,16 @@ class RSSTracker:
     def owned_growth_mb(self) -> float:
         """Peak growth after warm-up in MB of the memory the process owns (RSS less mapped file pages)."""
         return (self.owned_peak - self.owned_warm_peak) / MB
+
+    def owned_trend_mb(self) -> float:
+        """Median owned memory in the last quarter of the samples after warm-up less the median in the first
+        quarter, in MB: what grows with the work done, without the peaks of single large batches that the
+        peak growth also counts (a leak shows here; a long batch late in the run does not)."""
+        quarter = len(self.owned_after_warmup) // 4
+        if quarter < 1:
+            raise RuntimeError("fewer than 4 samples after warm-up; measure a longer run")
+        first, last = self.owned_after_warmup[:quarter], self.owned_after_warmup[-quarter:]
+        return float(np.median(last) - np.median(first)) / MB
 
     def mapped_file_mb(self) -> float:
         """Peak growth from start of file-backed RSS in MB (pages of files mapped during the run)."""

@@ -197,12 +197,12 @@ def main() -> None:
     wall = time.perf_counter() - start
     print(json.dumps(results, indent=1))
     default = default_variant()
-    payback = ""
+    extra_notes = []
     if {default, f"{default}_compile"} <= set(results):
         cost, steps = compile_payback(results[default], results[f"{default}_compile"], args.warmup)
-        payback = (f"; torch.compile costs {cost:.0f} s once (cold cache) and pays it back after "
-                   + (f"{steps:.0f} steps of batch {args.batch_size}" if steps is not None else "no number of steps"))
-        log.info(payback[2:])
+        paid = f"{steps:.0f} steps of batch {args.batch_size}" if steps is not None else "no number of steps"
+        extra_notes.append(f"torch.compile costs {cost:.0f} s once (cold cache) and pays it back after {paid}")
+        log.info(extra_notes[-1])
     if args.no_record or "reference" not in results or default not in results:
         return
     from benchmarks.results import record
@@ -216,12 +216,14 @@ def main() -> None:
     params = results["reference"]["parameters"]
     precision = "bf16 autocast" if default == "sdpa_bf16" else "fp32 (this CPU has no native bf16)"
     left_out = [n for n in VARIANTS if n not in results]
+    if left_out:
+        extra_notes.insert(0, f"not run: {', '.join(left_out)}")
     record("train.clip_step_vs_eager", ratios[default], target=">= 1.5", unit="ratio",
            baseline="same galaxy-clip architecture, eager fp32, manual attention, same batch, same run",
            notes=(f"galaxy-clip default (eager, SDPA, {precision}) vs plain eager fp32; {params / 1e6:.1f}M "
                   f"params, batch {args.batch_size}, {args.threads} threads, image 64 tokens + spectrum 390 tokens; "
                   "ratios: " + ", ".join(f"{n} {v}" for n, v in ratios.items())
-                  + (f"; not run: {', '.join(left_out)}" if left_out else "") + payback),
+                  + "".join(f"; {note}" for note in extra_notes)),
            variants=figures, wall_s=round(wall, 1), batch_size=args.batch_size, steps=args.steps, rounds=args.rounds)
 
 

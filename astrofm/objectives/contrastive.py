@@ -181,7 +181,8 @@ class ContrastiveObjective(Objective):
         present_all = gather(present.to(torch.uint8), sizes).bool()
         targets = torch.arange(n, device=device) + sum(sizes[:rank])
         sums, counts, metrics = {}, {}, {}
-        for pair in self.pairs:
+        pair_names = [f"{a}-{b}" for a, b in self.pairs]
+        for pair, name in zip(self.pairs, pair_names):
             a, b = (names.index(m) for m in pair)
             valid = present[:, a] & present[:, b]
             valid_all = present_all[:, a] & present_all[:, b]
@@ -190,12 +191,10 @@ class ContrastiveObjective(Objective):
                                              targets)
             else:
                 total, accuracy = self._siglip(pair, z[:, a], z_all[:, b], valid, valid_all, targets)
-            name = f"{pair[0]}-{pair[1]}"
             sums[name], counts[name] = total, valid.sum()
             metrics[f"acc/{name}"] = accuracy.detach()
             metrics[f"logit_scale/{name}"] = self.logit_scale(pair).detach()
             metrics[f"pairs/{name}"] = valid_all.sum().detach().float()
-        pair_names = [f"{a}-{b}" for a, b in self.pairs]
         loss, _ = weighted_terms(pair_names, sums, counts, dict(zip(pair_names, self.weights)), device)
         return ObjectiveOutput(loss, metrics)
 

@@ -159,7 +159,8 @@ class EmbeddingPredictionObjective(Objective):
         summaries = {target: (batch.modalities[target].presence, self.summaries[target](batch.modalities[target]))
                      for target in self.summaries if target in batch.modalities}
         sums, counts, metrics = {}, {}, {}
-        for source, target in self.pairs:
+        pairs = [f"{source}->{target}" for source, target in self.pairs]
+        for (source, target), name in zip(self.pairs, pairs):
             if source not in embedded or target not in summaries:
                 continue
             source_rows = embedded[source].rows
@@ -168,11 +169,9 @@ class EmbeddingPredictionObjective(Objective):
             z = embedded[source].z[both[source_rows]]
             predicted = self.decoders[_pair_key(source, target)](z)
             values, weight = values[both[target_present]], weight[both[target_present]]
-            name = f"{source}->{target}"
             elementwise = regression_loss(predicted, values, self.loss, self.delta)
             sums[name], counts[name] = (elementwise * weight).sum(), weight.sum()
             metrics[f"r2/{name}"] = _explained(predicted.detach().float(), values, weight)
-        pairs = [f"{source}->{target}" for source, target in self.pairs]
         loss, means = weighted_terms(pairs, sums, counts, {}, next(self.parameters()).device)
         if not sums:  # no pair in this batch: a zero that still reaches every decoder
             loss = loss + zero_loss(self.decoders)

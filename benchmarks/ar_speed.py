@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from astrofm.utils.precision import native_bf16
-from benchmarks.rounds import best_of_rounds
+from benchmarks.rounds import best_of_rounds, runnable_variants
 
 log = logging.getLogger("benchmarks.ar_speed")
 
@@ -54,11 +54,6 @@ BASELINE = {"cpu": "astropt_fp32", "cuda": "astropt_bf16"}
 def default_variant(device: str) -> str:
     """astrofm with its defaults on ``device``: bf16 autocast where bf16 is native, else fp32."""
     return "astrofm_bf16" if native_bf16(device) else "astrofm_fp32"
-
-
-def default_variants(device: str) -> list[str]:
-    """Every variant where ``device`` computes bf16 natively; the fp32 ones elsewhere."""
-    return [v for v in TRAIN_VARIANTS if native_bf16(device) or v.endswith("fp32")]
 
 
 def build(config: dict[str, int], device: str) -> tuple[Any, Any, Any]:
@@ -269,7 +264,7 @@ def main() -> None:
     log.info("same function: largest fp32 loss / embedding difference %.2e", gap)
     if gap > 1e-4:
         raise SystemExit(f"astropt and the converted astrofm model disagree by {gap:.2e}; not the same config")
-    variants = args.variants or default_variants(args.device)
+    variants = args.variants or runnable_variants({v: v.endswith("bf16") for v in TRAIN_VARIANTS}, args.device)
     train = best_of_rounds(lambda v: measure("train", v, config, args.steps, args.warmup, args.threads, args.device),
                            variants, args.rounds)
     embed = best_of_rounds(lambda v: measure("embed", v, config, args.embed_batches, args.threads, args.device),

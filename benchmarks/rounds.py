@@ -9,10 +9,19 @@ chance at the machine's quiet moments.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from astrofm.utils.precision import native_bf16
+
 log = logging.getLogger("benchmarks.rounds")
+
+
+def runnable_variants(uses_bf16: Mapping[str, bool], device: str = "cpu") -> list[str]:
+    """The variants worth timing on ``device``: all of them where it computes bf16 natively, else those of
+    ``uses_bf16`` (variant name -> whether it runs in bf16) that do not (emulated bf16 takes minutes a step)."""
+    native = native_bf16(device)
+    return [name for name, bf16 in uses_bf16.items() if native or not bf16]
 
 
 def best_of_rounds(measure: Callable[[str], dict[str, Any]], variants: Sequence[str], rounds: int,

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from astrofm.utils.precision import native_bf16
-from benchmarks.rounds import best_of_rounds
+from benchmarks.rounds import best_of_rounds, runnable_variants
 
 log = logging.getLogger("benchmarks.train")
 
@@ -63,11 +63,6 @@ def default_variant() -> str:
     """galaxy-clip's own settings as ``astrofm fit`` runs them here (configs/galaxy-clip.yaml: precision
     bf16-mixed, compile false; bf16-mixed trains in 32-true on a CPU without native bf16)."""
     return "sdpa_bf16" if native_bf16("cpu") else "sdpa_fp32"
-
-
-def default_variants() -> list[str]:
-    """Every variant where the CPU computes bf16 natively; the fp32 ones where bf16 is emulated."""
-    return [n for n, v in VARIANTS.items() if native_bf16("cpu") or not v["bf16"]]
 
 
 def model_config(attn: str, path: Path = CONFIG) -> dict[str, Any]:
@@ -188,7 +183,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="print the figures, do not record them")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    variants = args.variants or default_variants()
+    variants = args.variants or runnable_variants({n: v["bf16"] for n, v in VARIANTS.items()})
     if not args.variants and not native_bf16("cpu"):
         log.info("no native bf16 on this CPU: bf16 variants left out (name them with --variants to run them)")
     start = time.perf_counter()

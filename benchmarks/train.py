@@ -9,9 +9,8 @@ timed steps (robust to other processes on a shared machine; medians are kept bes
 variant runs in a fresh process, which gives its own peak memory (max RSS) and an empty compile cache (a
 fresh ``TORCHINDUCTOR_CACHE_DIR``), so that a compiled variant's warm-up steps pay a first run's whole
 compile. From those, the notes give what ``torch.compile`` costs once and after how many steps it has paid
-that back. Denormals are flushed
-in every variant (``torch.set_flush_denormal``, as ``astrofm fit`` does on CPU): without it, tiny Adam
-states make CPU steps several times slower for every variant alike.
+that back. Denormals are flushed in every variant (``torch.set_flush_denormal``, as ``astrofm fit`` does on
+CPU): without it, tiny Adam states make CPU steps several times slower for every variant alike.
 
 - ``reference``: eager, fp32, manual attention (softmax(QKᵀ/√d)V written out) - the plain baseline;
 - ``sdpa_fp32``: eager, fp32, ``F.scaled_dot_product_attention``;
